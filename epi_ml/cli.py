@@ -90,7 +90,7 @@ def db_current() -> None:
 
 
 # feature commands register here (one line per capability module)
-_FEATURES: list[str] = ["assets.cli"]
+_FEATURES: list[str] = ["assets.cli", "dashboard.cli"]
 
 
 def _register_features() -> None:

@@ -1,0 +1,26 @@
+"""`python -m dashboard [--host 127.0.0.1] [--port 8050]` (also `epi-ml dashboard`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dashboard.app import ExposedWithoutCredentials, create_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dashboard", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8050)
+    args = parser.parse_args(argv)
+    try:
+        app = create_app(host=args.host)
+    except ExposedWithoutCredentials as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

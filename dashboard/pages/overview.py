@@ -1,0 +1,65 @@
+"""`/`: what the store holds — tools, runs by status, the latest runs and ingests."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import html
+
+from epi_ml.overview import store_overview
+from epi_ml.settings import get_settings
+from epi_ml.store import engine_for, redact
+
+dash.register_page(__name__, path="/", name="Overview", title="epi-ml — overview")
+
+
+def _card(title: str, value: str) -> dbc.Col:
+    return dbc.Col(
+        dbc.Card(dbc.CardBody([html.Div(title, className="text-muted small"), html.H3(value)])), md=3
+    )
+
+
+def layout(**_query: str) -> html.Div:
+    settings = get_settings()
+    try:
+        overview = store_overview(engine_for(settings.database_url))
+    except Exception as exc:  # noqa: BLE001 - say what is wrong and what to do, never a blank page
+        return dbc.Alert(
+            [
+                html.H5("The store is not ready"),
+                html.P(f"{redact(settings.database_url)}: {type(exc).__name__}: {exc}"),
+                html.P(["Run ", html.Code("epi-ml init"), " (or ", html.Code("make demo"), ")."]),
+            ],
+            color="warning",
+        )
+    cards = dbc.Row(
+        [
+            _card("Tools", str(len(overview.tools))),
+            _card("Growth runs", str(overview.n_runs)),
+            _card("Quarantined", str(overview.runs_by_status.get("quarantined", 0))),
+            _card("Model versions", str(overview.model_versions)),
+        ],
+        className="g-3 mb-3",
+    )
+    if not overview.latest_runs:
+        body = dbc.Alert(
+            [
+                "No growth runs yet — simulate a campaign with ",
+                html.Code("epi-ml simulate"),
+                " or run ",
+                html.Code("make demo"),
+                ".",
+            ],
+            color="info",
+        )
+    else:
+        body = dbc.Table.from_dataframe(
+            _frame(overview.latest_runs), striped=True, bordered=False, hover=True, size="sm"
+        )
+    return html.Div([html.H4("Overview"), cards, html.H5("Latest runs"), body])
+
+
+def _frame(rows: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Ingest: landing -> archive (raw bytes, content-addressed) -> readers -> validation -> store."""

@@ -14,6 +14,7 @@ import time
 
 import typer
 
+from assets.instance import ensure_instance_config
 from epi_ml.settings import get_settings
 
 DAGSTER_PORT = 3000
@@ -33,6 +34,7 @@ def pipeline() -> None:
     settings = get_settings()
     settings.ensure_home()
     settings.export_dagster_home()
+    ensure_instance_config(settings.dagster_home)
     for line in run_pipeline():
         typer.echo(line)
 
@@ -45,6 +47,7 @@ def serve(
     """Serve the Dagster UI (webserver + daemon) and the dashboard until Ctrl-C."""
     settings = get_settings()
     settings.ensure_home()
+    ensure_instance_config(settings.dagster_home)
     env = os.environ | {"DAGSTER_HOME": str(settings.dagster_home), "EPI_ML_HOME": str(settings.home)}
     bin_dir = os.path.dirname(sys.executable)
     commands = [

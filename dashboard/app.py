@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
         __name__,
         use_pages=True,
         pages_folder="pages",
-        external_stylesheets=[dbc.themes.FLATLY],
+        # The Bootstrap theme is served from dashboard/assets/: control rooms have no internet.
         title="epi-ml",
         suppress_callback_exceptions=True,
     )

@@ -42,10 +42,13 @@ def layout(**_query: str) -> html.Div:
         className="g-3 mb-3",
     )
     if not overview.latest_runs:
+        waiting = sum(1 for p in settings.landing_dir.rglob("*") if p.is_file())
         body = dbc.Alert(
             [
-                "No growth runs yet — simulate a campaign with ",
-                html.Code("epi-ml simulate"),
+                "No growth runs in the store yet. ",
+                f"{waiting} tool log files are waiting in {settings.landing_dir}. " if waiting else "",
+                "Simulate a campaign with ",
+                html.Code("epi-ml simulate --out DIR"),
                 " or run ",
                 html.Code("make demo"),
                 ".",

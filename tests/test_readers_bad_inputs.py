@@ -1,7 +1,8 @@
-"""The corpus of bad inputs: every reader meets truncated, binary, mislabelled, re-saved, re-encoded,
-empty and partly garbled files and answers with findings (file, line, what, what to do), never an
-exception, keeping the good rows. The files are made in tmp_path from a real EPIC log (the first
-rows of tests/data/epic-mbe8-2023-06-12-trimmed/Ga.PID.MV.txt) so the repository stays small."""
+"""The corpus of bad inputs: every reader meets truncated, binary, mislabelled, re-saved,
+re-encoded, empty and partly garbled files and answers with findings (file, line, what, what to
+do), never an exception, keeping the good rows. The files are made in tmp_path from a real EPIC
+log (the first rows of tests/data/epic-mbe8-2023-06-12-trimmed/Ga.PID.MV.txt), so the repository
+stays small."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ HEADER, BODY = _lines[:3], _lines[3 : 3 + ROWS]  # 'EPIC Ga.PID.MV Log File, '',
 FIRST_ROW_LINE = 4
 
 
-def epic_text(body: list[str] | None = None, header: list[str] | None = None, end: str = "\r\n") -> str:
+def epic_text(
+    body: list[str] | None = None, header: list[str] | None = None, end: str = "\r\n"
+) -> str:
     lines = (HEADER if header is None else header) + (BODY if body is None else body)
     return end.join(lines) + end
 
@@ -188,7 +191,9 @@ def test_nothing_readable_is_an_error_with_the_line_findings(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("separator", [";", "\t"], ids=["semicolon", "tab"])
-def test_other_separators_are_read_with_a_warning(tmp_path: Path, good: pl.DataFrame, separator: str) -> None:
+def test_other_separators_are_read_with_a_warning(
+    tmp_path: Path, good: pl.DataFrame, separator: str
+) -> None:
     comma = "," if separator == ";" else "."  # re-saved with ';' by a German Excel: decimal comma
     header = [HEADER[0], "", f"'Date{separator}Ga.PID.MV"]
     body = [row.replace(",", separator).replace(".", comma).replace(comma, ".", 1) for row in BODY]
@@ -205,7 +210,9 @@ def test_iso_timestamps_in_an_epic_log(tmp_path: Path, good: pl.DataFrame) -> No
     assert channel.frame.equals(good)
 
 
-def test_month_first_dates_are_detected_when_a_day_exceeds_12(tmp_path: Path, good: pl.DataFrame) -> None:
+def test_month_first_dates_are_detected_when_a_day_exceeds_12(
+    tmp_path: Path, good: pl.DataFrame
+) -> None:
     body = [f"06/12/{row[6:]}" for row in BODY]  # 12 June written month-first: 06/12/2023
     # ambiguous on its own (could be 6 December): EPIC writes day-first, so it is read day-first
     ambiguous = read_epic_channel(write(tmp_path, epic_text(body)))
@@ -255,7 +262,11 @@ def test_values_and_order_problems_are_kept_with_their_lines(tmp_path: Path) -> 
 def test_validation_judges_what_the_reader_kept(tmp_path: Path) -> None:
     gauge = [row.split(",")[0] + ",2.5E-08" for row in BODY]
     gauge[10] = gauge[10].split(",")[0] + ",9.9E+09"
-    path = write(tmp_path, epic_text(gauge, header=[h.replace("Ga.PID.MV", "GC IG.PG.MV") for h in HEADER]), "GC IG.PG.MV.txt")
+    path = write(
+        tmp_path,
+        epic_text(gauge, header=[h.replace("Ga.PID.MV", "GC IG.PG.MV") for h in HEADER]),
+        "GC IG.PG.MV.txt",
+    )
     day = read_epic_day(tmp_path)
     assert day.sensors.get_column("value").max() == 9.9e9
     report = validate_run(day.sensors)
@@ -275,9 +286,10 @@ def test_log_without_header_takes_the_tag_from_its_name(tmp_path: Path, good: pl
 
 def test_daylight_saving_fall_back_and_spring_forward(tmp_path: Path) -> None:
     # 29 Oct 2023 in Berlin: 02:00-03:00 happens twice; 26 Mar 2023: 02:00-03:00 does not exist
-    fall = [f"29/10/2023 0{h}:{m}:00.000,{i}" for i, (h, m) in enumerate(
-        [(1, 50), (2, 10), (2, 50), (2, 10), (2, 50), (3, 10)]
-    )]
+    fall = [
+        f"29/10/2023 0{h}:{m}:00.000,{i}"
+        for i, (h, m) in enumerate([(1, 50), (2, 10), (2, 50), (2, 10), (2, 50), (3, 10)])
+    ]
     channel = read_epic_channel(write(tmp_path, epic_text(fall)), tz="Europe/Berlin")
     times = channel.frame.get_column("time")
     assert times.is_sorted() and times.n_unique() == 6
@@ -316,7 +328,11 @@ READERS: dict[str, Callable[[Path], object]] = {
 @pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("bad", BAD_FILES)
 def test_no_reader_raises_on_bad_files(tmp_path: Path, reader: str, bad: str) -> None:
-    path = write(tmp_path, BAD_FILES[bad], f"2018-01-05_10-40-40_Ga.{'csv' if reader == 'wide_csv' else 'txt'}")
+    path = write(
+        tmp_path,
+        BAD_FILES[bad],
+        f"2018-01-05_10-40-40_Ga.{'csv' if reader == 'wide_csv' else 'txt'}",
+    )
     result = READERS[reader](path)
     findings = result.findings  # type: ignore[attr-defined]
     assert any(f.severity is not Severity.INFO for f in findings), [str(f) for f in findings]
@@ -355,3 +371,76 @@ def test_fuzzed_epic_logs_never_raise(tmp_path: Path) -> None:
         last = len(bytes(data).replace(b"\r\n", b"\n").split(b"\n"))
         assert all(f.line is None or 1 <= f.line <= last for f in channel.findings)
         assert_explained(channel.findings)
+
+
+# --- EPIC event logs and wide rows ---------------------------------------------------------------
+
+SHUTTERS = (
+    "'EPIC Shutter Log File\r\n\r\n'Date&Time,Sub_Sh,Ga_Sh,In_Sh,Mystery\r\n"
+    "12/06/2023 01:21:15.153,1,0,0,5\r\n"
+    "12/06/2023 02:23:24.656,1,x,0,5\r\n"  # one unreadable state: only it is lost
+    "12/06/2023 02:51:2\r\n"  # cut short
+    "12/06/2023 05:15:03.145,1,1,0,5\r\n"
+)
+
+
+def test_shutter_log_keeps_every_readable_state(tmp_path: Path) -> None:
+    day = tmp_path / "day"
+    day.mkdir()
+    write(day, SHUTTERS, "Shutters.txt")
+    write(day, epic_text(BODY[:3]))
+    shutters = read_epic_day(day).shutters
+    ga = shutters.filter(pl.col("channel") == "Ga.shutter").get_column("value").to_list()
+    assert ga == [0.0, 1.0]
+    assert shutters.filter(pl.col("channel") == "sub.shutter").height == 3
+    assert shutters.filter(pl.col("channel") == "raw:Mystery").height == 3
+    findings = read_epic_day(day).findings
+    lines = {f.line: f.message for f in findings if f.code == "unparseable_line"}
+    assert set(lines) == {5, 6}
+    assert "'Ga_Sh' is not a number" in lines[5]
+    assert "one field, expected 5" in lines[6]
+    assert "unknown_tag" in codes(findings)
+
+
+def test_shutter_log_without_column_line_is_an_error(tmp_path: Path) -> None:
+    text = "'EPIC Shutter Log File\r\n\r\n12/06/2023 01:21:15.153,1,0\r\n"
+    write(tmp_path, text, "Shutters.txt")
+    write(tmp_path, epic_text(BODY[:3]))
+    day = read_epic_day(tmp_path)
+    assert only(day.findings, "no_shutter_columns").severity is Severity.ERROR
+    assert day.sensors.height == 3  # the channel logs are still read
+
+
+def test_messages_with_commas_and_bad_lines(tmp_path: Path) -> None:
+    text = (
+        "'EPIC Message Log File\r\n\r\n'Date&Time,CallerID,Message,Color\r\n"
+        "12/06/2023 00:12:00.661,Recipe,Layer 3: GaAs, 20 nm, start,-16777216\r\n"
+        "garbled line\r\n"
+        "12/06/2023 00:13:06.903,Location Tab,M8abcd moved from MC_manip to GC,-16777216\r\n"
+    )
+    write(tmp_path, text, "Messages.txt")
+    write(tmp_path, epic_text(BODY[:3]))
+    day = read_epic_day(tmp_path)
+    assert day.messages.get_column("message").to_list() == [
+        "Layer 3: GaAs, 20 nm, start",
+        "M8abcd moved from MC_manip to GC",
+    ]
+    assert only(day.findings, "unparseable_line").line == 5
+
+
+def test_junk_between_header_and_rows_is_a_bad_line(tmp_path: Path) -> None:
+    channel = read_epic_channel(write(tmp_path, epic_text(["-- logger restarted --", *BODY])))
+    assert only(channel.findings, "unparseable_line").line == FIRST_ROW_LINE
+    assert channel.frame.height == ROWS
+
+
+def test_short_row_in_a_wide_csv_is_reported(tmp_path: Path) -> None:
+    csv = (
+        "time,Ga.T,sub.T\n2023-06-12T08:00:00Z,900,580\n"
+        "2023-06-12T08:00:01Z,901\n"  # a cell short
+        "2023-06-12T08:00:02Z,902,581\n"
+    )
+    result = read_wide(write(tmp_path, csv, "w.csv"))
+    finding = only(result.findings, "unparseable_line")
+    assert finding.line == 3 and "2 fields, expected 3" in finding.message
+    assert result.sensors.height == 4

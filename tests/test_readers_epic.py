@@ -46,7 +46,9 @@ def values(day, channel: str) -> pl.Series:
 def local(text: str) -> datetime:
     """A Berlin wall-clock time of 12 June 2023 (CEST, UTC+2) as UTC."""
     hour, minute, second = (float(x) for x in text.split(":"))
-    wall = datetime(2023, 6, 12, int(hour), int(minute), int(second), round(second % 1 * 1e6), tzinfo=UTC)
+    wall = datetime(
+        2023, 6, 12, int(hour), int(minute), int(second), round(second % 1 * 1e6), tzinfo=UTC
+    )
     return wall - timedelta(hours=2)
 
 
@@ -56,10 +58,19 @@ def test_every_channel_log_is_read_under_its_canonical_name(day) -> None:
     assert counts == CHANNELS  # every row of every file, nothing dropped
     assert day.tags["GC IG.PG.MV"] == "P.chamber" and day.tags["Pyro.PID.MV"] == "sub.T_pyro"
     assert day.ok
-    assert {p.name for p in day.files} >= {"Shutters.txt", "Messages.txt", "Fitting.txt", "Ga.PID.MV.txt"}
+    assert {p.name for p in day.files} >= {
+        "Shutters.txt",
+        "Messages.txt",
+        "Fitting.txt",
+        "Ga.PID.MV.txt",
+    }
     assert len(day.files) == 13
     # the licence and notes next to the logs are noted, not read
-    assert {Path(f.file).name for f in day.findings if f.code == "skipped_file"} == {"LICENSE", "README.md", "trim.py"}
+    assert {Path(f.file).name for f in day.findings if f.code == "skipped_file"} == {
+        "LICENSE",
+        "README.md",
+        "trim.py",
+    }
 
 
 def test_tool_clock_is_converted_to_utc(day) -> None:
@@ -69,7 +80,9 @@ def test_tool_clock_is_converted_to_utc(day) -> None:
     ga = day.sensors.filter(pl.col("channel") == "Ga.T")
     assert ga.get_column("time").first() == local("09:55:01.608")
     default = read_epic_channel(DAY / "Ga.PID.MV.txt")  # tz defaults to UTC
-    assert default.frame.get_column("time").first() == datetime(2023, 6, 12, 9, 55, 1, 608000, tzinfo=UTC)
+    assert default.frame.get_column("time").first() == datetime(
+        2023, 6, 12, 9, 55, 1, 608000, tzinfo=UTC
+    )
     assert default.tag == "Ga.PID.MV" and default.frame.height == CHANNELS["Ga.T"]
     messages_time = day.messages.get_column("time").to_list()
     assert messages_time[0] == datetime(2023, 6, 11, 22, 12, 0, 661000, tzinfo=UTC)  # 00:12 CEST
@@ -112,7 +125,12 @@ def test_shutter_events_are_long_rows_per_shutter(day) -> None:
     shutters = day.shutters
     assert shutters.schema == pl.Schema(SENSOR_SCHEMA)
     assert shutters.height == 7 * 12  # 7 events x 12 shutter columns
-    assert set(shutters.get_column("channel")) >= {"sub.shutter", "Ga.shutter", "GeO.shutter", "LN2.shutter"}
+    assert set(shutters.get_column("channel")) >= {
+        "sub.shutter",
+        "Ga.shutter",
+        "GeO.shutter",
+        "LN2.shutter",
+    }
     ga = shutters.filter(pl.col("channel") == "Ga.shutter").get_column("value").to_list()
     assert ga == [0, 1, 0, 1, 1, 0, 0]
     assert set(shutters.get_column("value")) == {0.0, 1.0}
@@ -144,7 +162,9 @@ def test_fitting_coefficients_are_natural_log_arrhenius_fits(day) -> None:
 def test_fitting_file_with_broken_sections_keeps_the_others(tmp_path: Path) -> None:
     text = (DAY / "Fitting.txt").read_text()
     text = text.replace("Coeff=5.566E00,-2.201E04", "Coeff=5.566E00;oops")  # In
-    text = text.replace("Order=1\nBEPtoFlux=5181300\nCoeff=1.195E00", "Order=x\nBEPtoFlux=5181300\nCoeff=1.195E00")
+    text = text.replace(
+        "Order=1\nBEPtoFlux=5181300\nCoeff=1.195E00", "Order=x\nBEPtoFlux=5181300\nCoeff=1.195E00"
+    )
     text += "# Al\nFit=AEF\nOrder=1\n\nstray line\n"
     path = tmp_path / "Fitting.txt"
     path.write_text(text)
@@ -172,7 +192,10 @@ def test_detect_and_read_any_on_real_files() -> None:
     channel = read_any(DAY / "GC IG.PG.MV.txt", tz=BERLIN)
     assert channel.frame.height == CHANNELS["P.chamber"]
     fits = read_any(DAY / "Fitting.txt")
-    assert fits.frame.filter(pl.col("cell") == "Ga").get_column("coeffs").item().to_list() == [4.614, -23130.0]
+    assert fits.frame.filter(pl.col("cell") == "Ga").get_column("coeffs").item().to_list() == [
+        4.614,
+        -23130.0,
+    ]
 
 
 def test_unknown_tag_and_foreign_files_in_a_day(tmp_path: Path) -> None:

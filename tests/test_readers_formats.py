@@ -1,4 +1,4 @@
-"""Wide CSV/Parquet, flux-calibration tables, RHEED exports, measurement CSVs and format detection."""
+"""Wide CSV/Parquet, flux-calibration tables, RHEED exports, measurement CSVs, format detection."""
 
 from __future__ import annotations
 
@@ -93,7 +93,14 @@ def test_wide_parquet_typed_and_long(tmp_path: Path) -> None:
     naive = pl.datetime_range(
         datetime(2023, 6, 12, 10), datetime(2023, 6, 12, 10, 0, 2), "1s", time_unit="us", eager=True
     )
-    wide = pl.DataFrame({"time": naive, "Ga.T": [900, 901, 902], "Sub.PID.MV": [580.0, None, 581.0], "flag": [True, False, True]})
+    wide = pl.DataFrame(
+        {
+            "time": naive,
+            "Ga.T": [900, 901, 902],
+            "Sub.PID.MV": [580.0, None, 581.0],
+            "flag": [True, False, True],
+        }
+    )
     wide.write_parquet(tmp_path / "w.parquet")
     result = read_wide(tmp_path / "w.parquet", tz="Europe/Berlin")
     assert channel(result, "Ga.T").get_column("time").first() == T0
@@ -129,18 +136,28 @@ def test_calibration_table_with_standard_deviations(tmp_path: Path) -> None:
 
 
 def test_calibration_quirks_of_appending_lab_scripts(tmp_path: Path) -> None:
-    text = CALIBRATION + "Ga\tBFM.P\tMBE.P\tBFM.P_STD\tMBE.P_STD\r\n930\tx\t3E-09\t1E-9\t1E-11\r\n920\t0\t3E-09\t0\t0\r\n"
-    table = read_calibration_table(write(tmp_path / "2018-01-09_08-00-00_In.txt", text), tz="Europe/Zurich")
+    text = (
+        CALIBRATION
+        + "Ga\tBFM.P\tMBE.P\tBFM.P_STD\tMBE.P_STD\r\n"  # the script appended a second scan
+        + "930\tx\t3E-09\t1E-9\t1E-11\r\n920\t0\t3E-09\t0\t0\r\n"
+    )
+    table = read_calibration_table(
+        write(tmp_path / "2018-01-09_08-00-00_In.txt", text), tz="Europe/Zurich"
+    )
     assert table.taken_at == datetime(2018, 1, 9, 7, 0, tzinfo=UTC)
     assert table.cell == "Ga"  # the header wins; the name disagreeing is a warning
-    assert {"repeated_header", "cell_mismatch", "unparseable_line", "bad_point"} <= codes(table.findings)
+    assert {"repeated_header", "cell_mismatch", "unparseable_line", "bad_point"} <= codes(
+        table.findings
+    )
     bad = next(f for f in table.findings if f.code == "unparseable_line")
     assert bad.line == 6 and "BFM.P is not a number" in bad.message
     assert table.points.height == 4  # 3 good + the zero reading (kept, warned)
 
 
 def test_valve_calibration_without_header(tmp_path: Path) -> None:
-    table = read_calibration_table(write(tmp_path / "2017-07-03_As.txt", "10\t1.72E-07\t1E-9\n20\t4.16E-07\t1E-9\n"))
+    table = read_calibration_table(
+        write(tmp_path / "2017-07-03_As.txt", "10\t1.72E-07\t1E-9\n20\t4.16E-07\t1E-9\n")
+    )
     assert table.cell == "As" and table.setting == "valve_pct"
     assert table.points.get_column("valve_pct").to_list() == [10.0, 20.0]
     assert "no_header" in codes(table.findings)
@@ -162,22 +179,30 @@ POINT_SCAN = """Recorded at 2025-12-22   15:39:37.869
 
 
 def test_vendor_point_scan_export(tmp_path: Path) -> None:
-    trace = read_rheed_export(write(tmp_path / "export point scan.asc", POINT_SCAN), tz="Europe/Berlin")
+    trace = read_rheed_export(
+        write(tmp_path / "export point scan.asc", POINT_SCAN), tz="Europe/Berlin"
+    )
     assert trace.started_at == datetime(2025, 12, 22, 14, 39, 37, 869000, tzinfo=UTC)
     assert trace.windows == ["Sensor 1", "Sensor 2", "Sensor 3"]
     assert trace.frame.get_column("time_s").to_list() == [0.0, 1.0, 2.0, 3.5]  # uneven steps kept
     assert trace.frame.get_column("Sensor 3").to_list()[3] == 40.8148
     assert trace.findings == []
     samples = trace.to_sensors("Sensor 1")
-    assert samples.get_column("time").to_list()[3] == datetime(2025, 12, 22, 14, 39, 41, 369000, tzinfo=UTC)
+    assert samples.get_column("time").to_list()[3] == datetime(
+        2025, 12, 22, 14, 39, 41, 369000, tzinfo=UTC
+    )
 
 
 def test_plain_csv_traces(tmp_path: Path) -> None:
-    relative = read_rheed_export(write(tmp_path / "r.csv", "time,intensity\n0.0,1.0\n0.033,1.2\n0.07,oops\n0.1,1.1\n"))
+    relative = read_rheed_export(
+        write(tmp_path / "r.csv", "time,intensity\n0.0,1.0\n0.033,1.2\n0.07,oops\n0.1,1.1\n")
+    )
     assert relative.started_at is None and relative.windows == ["intensity"]
     assert relative.frame.height == 4 and relative.frame.get_column("intensity").null_count() == 1
     assert next(f for f in relative.findings if f.code == "unparseable_line").line == 4
-    absolute = read_rheed_export(write(tmp_path / "a.csv", "time,I\n2023-06-12T08:00:00Z,1\n2023-06-12T08:00:00.5Z,2\n"))
+    absolute = read_rheed_export(
+        write(tmp_path / "a.csv", "time,I\n2023-06-12T08:00:00Z,1\n2023-06-12T08:00:00.5Z,2\n")
+    )
     assert absolute.started_at == T0 and absolute.frame.get_column("time_s").to_list() == [0.0, 0.5]
     millis = read_rheed_export(write(tmp_path / "m.csv", "Time [ms],I\n0,1\n250,2\n"))
     assert millis.frame.get_column("time_s").to_list() == [0.0, 0.25]
@@ -206,10 +231,15 @@ def test_measurements_are_typed_and_bad_rows_listed(tmp_path: Path) -> None:
 
 
 def test_measurements_plausibility_and_structure(tmp_path: Path) -> None:
-    text = "run_id,kind,value\nmbe1-20240105-1,xrd_composition,30\nrun7,pl_peak_nm,871\nrun7,pl_peak_nm,871\nmbe1-20240105-1,raman_cm1,290\n"
+    text = (
+        "run_id,kind,value\nmbe1-20240105-1,xrd_composition,30\nrun7,pl_peak_nm,871\n"
+        "run7,pl_peak_nm,871\nmbe1-20240105-1,raman_cm1,290\n"
+    )
     result = read_measurements(write(tmp_path / "m.csv", text))
     assert result.frame.height == 4 and result.ok
-    assert {"implausible_value", "unusual_run_id", "repeated_measurement", "unknown_kind"} <= codes(result.findings)
+    assert {"implausible_value", "unusual_run_id", "repeated_measurement", "unknown_kind"} <= codes(
+        result.findings
+    )
     percent = next(f for f in result.findings if f.code == "implausible_value")
     assert "fractions" in percent.hint
     missing = read_measurements(write(tmp_path / "x.csv", "run,value\nr,1\n"))
@@ -220,15 +250,25 @@ def test_measurements_plausibility_and_structure(tmp_path: Path) -> None:
 
 
 def test_detect_format_by_content(tmp_path: Path) -> None:
-    assert detect_format(write(tmp_path / "2018-01-05_10-40-40_Ga.txt", CALIBRATION)) == "calibration"
+    assert (
+        detect_format(write(tmp_path / "2018-01-05_10-40-40_Ga.txt", CALIBRATION)) == "calibration"
+    )
     assert detect_format(write(tmp_path / "scan.asc", POINT_SCAN)) == "rheed"
     assert detect_format(write(tmp_path / "r.csv", "time,intensity\n0,1\n")) == "rheed"
-    assert detect_format(write(tmp_path / "w.csv", "time,Ga.T,sub.T\n2023-06-12T08:00:00,1,2\n")) == "wide_csv"
+    assert (
+        detect_format(write(tmp_path / "w.csv", "time,Ga.T,sub.T\n2023-06-12T08:00:00,1,2\n"))
+        == "wide_csv"
+    )
     assert detect_format(write(tmp_path / "m.csv", MEASUREMENTS)) == "measurements"
-    assert detect_format(write(tmp_path / "x.txt", "12/06/2023 00:00:01.727,300.0\n")) == "epic_channel"
+    assert (
+        detect_format(write(tmp_path / "x.txt", "12/06/2023 00:00:01.727,300.0\n"))
+        == "epic_channel"
+    )
     pl.DataFrame({"time": [T0], "Ga.T": [1.0]}).write_parquet(tmp_path / "w.parquet")
     assert detect_format(tmp_path / "w.parquet") == "wide_parquet"
-    assert detect_format(write(tmp_path / "empty.csv", "")) == "wide_csv"  # its reader says it is empty
+    assert (
+        detect_format(write(tmp_path / "empty.csv", "")) == "wide_csv"
+    )  # its reader says it is empty
     assert detect_format(tmp_path) == "epic_day"
 
 
@@ -239,7 +279,9 @@ def test_unknown_formats_raise_in_detect_and_are_findings_in_read_any(tmp_path: 
     with pytest.raises(UnknownFormat, match="no such file"):
         detect_format(tmp_path / "absent.csv")
     result = read_any(path)
-    assert isinstance(result, ReadResult) and [f.code for f in result.findings] == ["unknown_format"]
+    assert isinstance(result, ReadResult) and [f.code for f in result.findings] == [
+        "unknown_format"
+    ]
     assert not result.ok
 
 
@@ -250,3 +292,30 @@ def test_read_any_dispatches(tmp_path: Path) -> None:
     assert table.cell == "Ga"  # type: ignore[union-attr]
     trace = read_any(write(tmp_path / "scan.asc", POINT_SCAN))
     assert trace.windows == ["Sensor 1", "Sensor 2", "Sensor 3"]  # type: ignore[union-attr]
+
+
+# --- message tables ---------------------------------------------------------------------------
+
+
+def test_message_tables_csv_and_parquet(tmp_path: Path) -> None:
+    csv = (
+        "time,caller,message\n"
+        "2026-01-05T09:56:32.001Z,Location Tab,W10001 moved from MC_manip to GC\n"
+        '2026-01-05T09:56:34.001Z,Recipe,"Run MBE1-20260105-01 start, recipe=rheed_calibration"\n'
+        "soon,Recipe,Layer 1 start\n"
+    )
+    path = write(tmp_path / "run_messages.csv", csv)
+    assert detect_format(path) == "messages"
+    result = read_any(path)
+    assert isinstance(result, ReadResult)
+    assert result.frame.columns == ["time", "caller", "message", "color"]
+    assert result.frame.get_column("message").to_list()[1] == (
+        "Run MBE1-20260105-01 start, recipe=rheed_calibration"
+    )
+    assert [(f.code, f.line) for f in result.findings] == [("unparseable_line", 4)]
+    result.frame.head(2).write_parquet(tmp_path / "m.parquet")
+    assert detect_format(tmp_path / "m.parquet") == "messages"
+    again = read_any(tmp_path / "m.parquet")
+    assert again.frame.equals(result.frame.head(2))  # type: ignore[union-attr]
+    no_message = read_any(write(tmp_path / "x.csv", "time,caller\n2026-01-05T09:56:32Z,a\n"))
+    assert isinstance(no_message, ReadResult) and no_message.sensors.height == 0

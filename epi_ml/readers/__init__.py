@@ -8,6 +8,7 @@
     read_calibration_table(p)  CalibrationTable: cell, taken_at, points, findings
     read_rheed_export(path)    RheedTrace: frame (time_s + windows), started_at, findings
     read_measurements(path)    ReadResult: frame (run_id, layer_index, kind, value, ...), findings
+    read_messages(path)        ReadResult: frame (time, caller, message, color) from CSV/Parquet
 
 No reader raises on a bad file: what is wrong is a Finding (epi_ml.findings) with file, line,
 channel and what to do; ERROR means the input is unusable, WARNING that part of it was left out or
@@ -29,6 +30,7 @@ from epi_ml.readers.epic import EpicChannel, EpicDay, read_epic_channel, read_ep
 from epi_ml.readers.epic_events import read_epic_messages, read_epic_shutters
 from epi_ml.readers.epic_fitting import EpicFitting, read_epic_fitting
 from epi_ml.readers.measurements import MEASUREMENT_SCHEMA, read_measurements
+from epi_ml.readers.messages import read_messages
 from epi_ml.readers.result import ReadResult
 from epi_ml.readers.rheed import RheedTrace, read_rheed_export
 from epi_ml.readers.timestamps import DateOrder
@@ -53,6 +55,7 @@ __all__ = [
     "read_epic_messages",
     "read_epic_shutters",
     "read_measurements",
+    "read_messages",
     "read_rheed_export",
     "read_wide",
 ]
@@ -93,7 +96,13 @@ def read_any(
         fittings, findings = read_epic_fitting(path)
         frame = pl.DataFrame(
             [vars(f) for f in fittings.values()],
-            schema={"cell": pl.String, "fit": pl.String, "order": pl.Int64, "bep_to_flux": pl.Float64, "coeffs": pl.List(pl.Float64)},
+            schema={
+                "cell": pl.String,
+                "fit": pl.String,
+                "order": pl.Int64,
+                "bep_to_flux": pl.Float64,
+                "coeffs": pl.List(pl.Float64),
+            },
         )
         return ReadResult(frame, findings, Path(path))
     if kind in ("wide_csv", "wide_parquet"):
@@ -102,4 +111,6 @@ def read_any(
         return read_calibration_table(path, tz=tz)
     if kind == "rheed":
         return read_rheed_export(path, tz=tz, date_order=date_order)
+    if kind == "messages":
+        return read_messages(path, tz=tz, date_order=date_order)
     return read_measurements(path, tz=tz, date_order=date_order)

@@ -35,7 +35,12 @@ from epi_ml.readers.timestamps import check_timezone, localize
 FILE_NAME = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})(?:_(?P<time>\d{2}-\d{2}-\d{2}))?(?:_.*)?_(?P<cell>[A-Za-z][A-Za-z0-9]*)\.\w+$"
 )
-COLUMN_ROLES = {"bfm.p": "bep", "mbe.p": "background", "bfm.p_std": "bep_std", "mbe.p_std": "background_std"}
+COLUMN_ROLES = {
+    "bfm.p": "bep",
+    "mbe.p": "background",
+    "bfm.p_std": "bep_std",
+    "mbe.p_std": "background_std",
+}
 POSITIONAL = ("bep", "background", "bep_std", "background_std")
 VALVED_SOURCES = ("As", "Sb", "P")  # crackers whose flux is set by a valve, not a temperature
 TEMPERATURE, VALVE = "T_C", "valve_pct"
@@ -57,7 +62,9 @@ class CalibrationTable:
     @property
     def net_bep(self) -> pl.Series:
         """BFM reading minus background: the beam's own beam-equivalent pressure (Torr)."""
-        return (self.points.get_column("bep") - self.points.get_column("background")).alias("net_bep")
+        return (self.points.get_column("bep") - self.points.get_column("background")).alias(
+            "net_bep"
+        )
 
     @property
     def ok(self) -> bool:
@@ -71,10 +78,14 @@ def read_calibration_table(path: str | Path, *, tz: str = "UTC") -> CalibrationT
     name_cell, taken_at, name_notes = _from_file_name(path, tz)
     source = load_text(path)
     if not source.usable:
-        return CalibrationTable(name_cell, taken_at, _empty(name_cell), [*name_notes, *source.findings], path)
+        return CalibrationTable(
+            name_cell, taken_at, _empty(name_cell), [*name_notes, *source.findings], path
+        )
     findings = [*source.findings, *name_notes]
     lines = source.head_lines(50)
-    first = next((i for i, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip().startswith("#")), None)
+    first = next(
+        (i for i, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip().startswith("#")), None
+    )
     if first is None:
         findings.append(_error(source, "no_rows", "the file holds only comments"))
         return CalibrationTable(name_cell, taken_at, _empty(name_cell), findings, path)
@@ -94,11 +105,14 @@ def read_calibration_table(path: str | Path, *, tz: str = "UTC") -> CalibrationT
             source.finding(
                 "repeated_header",
                 Severity.INFO,
-                f"{skipped} header or comment line(s) inside the table (the script appended to the file); skipped",
+                f"{skipped} header or comment line(s) inside the table (the script appended to "
+                "the file); skipped",
             )
         )
     columns, problems = {}, [fields.problems]
-    labels = fields_in_first if has_header else [setting, "BFM.P", "MBE.P", "BFM.P_STD", "MBE.P_STD"]
+    labels = (
+        fields_in_first if has_header else [setting, "BFM.P", "MBE.P", "BFM.P_STD", "MBE.P_STD"]
+    )
     for i, name in enumerate(names):
         label = labels[i] if i < len(labels) else name
         values, bad = to_float(rows, name, what=label, required=i < 3)
@@ -107,7 +121,11 @@ def read_calibration_table(path: str | Path, *, tz: str = "UTC") -> CalibrationT
     found = combine(*problems)
     found = mark_truncated(found, source.last_line, source.ends_with_newline)
     findings += line_findings(found, file=str(path), channel=cell)
-    table = rows.select("line").with_columns(**columns).join(found.select("line"), on="line", how="anti", maintain_order="left")
+    table = (
+        rows.select("line")
+        .with_columns(**columns)
+        .join(found.select("line"), on="line", how="anti", maintain_order="left")
+    )
     findings += _point_checks(table, source, cell)
     return CalibrationTable(cell, taken_at, table.drop("line"), findings, path)
 
@@ -115,29 +133,45 @@ def read_calibration_table(path: str | Path, *, tz: str = "UTC") -> CalibrationT
 def _from_file_name(path: Path, tz: str) -> tuple[str | None, datetime | None, list[Finding]]:
     match = FILE_NAME.match(path.name)
     if not match:
-        return None, None, [
-            Finding(
-                "no_date_in_name",
-                Severity.WARNING,
-                f"the file name {path.name!r} is not 'YYYY-MM-DD_HH-MM-SS_<cell>.txt', so the date "
-                "of the calibration is unknown",
-                hint="Keep the name the calibration script gave the file; the date orders the "
-                "calibrations of a cell in time (cell depletion).",
-                file=str(path),
-            )
-        ]
+        return (
+            None,
+            None,
+            [
+                Finding(
+                    "no_date_in_name",
+                    Severity.WARNING,
+                    f"the file name {path.name!r} is not 'YYYY-MM-DD_HH-MM-SS_<cell>.txt', so the "
+                    "date "
+                    "of the calibration is unknown",
+                    hint="Keep the name the calibration script gave the file; the date orders the "
+                    "calibrations of a cell in time (cell depletion).",
+                    file=str(path),
+                )
+            ],
+        )
     stamp = f"{match.group('date')} {(match.group('time') or '00-00-00').replace('-', ':')}"
     try:
         naive = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        return match.group("cell"), None, [
-            Finding("no_date_in_name", Severity.WARNING, f"{stamp!r} in the file name is not a date", file=str(path))
-        ]
+        return (
+            match.group("cell"),
+            None,
+            [
+                Finding(
+                    "no_date_in_name",
+                    Severity.WARNING,
+                    f"{stamp!r} in the file name is not a date",
+                    file=str(path),
+                )
+            ],
+        )
     utc = localize(pl.Series([naive], dtype=pl.Datetime("us")), tz).item()
     return match.group("cell"), utc, []
 
 
-def _settle_cell(name_cell: str | None, header_cell: str | None, source: SourceText, findings: list[Finding]) -> str | None:
+def _settle_cell(
+    name_cell: str | None, header_cell: str | None, source: SourceText, findings: list[Finding]
+) -> str | None:
     if header_cell and name_cell and header_cell != name_cell:
         findings.append(
             source.finding(
@@ -152,7 +186,12 @@ def _settle_cell(name_cell: str | None, header_cell: str | None, source: SourceT
 
 
 def _column_names(
-    first: list[str], has_header: bool, setting: str, source: SourceText, findings: list[Finding], line: int
+    first: list[str],
+    has_header: bool,
+    setting: str,
+    source: SourceText,
+    findings: list[Finding],
+    line: int,
 ) -> list[str]:
     if not has_header:
         findings.append(
@@ -166,14 +205,15 @@ def _column_names(
         extra = [f"column_{i}" for i in range(len(POSITIONAL) + 2, len(first) + 1)]
         return [setting, *POSITIONAL, *extra][: max(len(first), 3)]
     roles = [COLUMN_ROLES.get(name.lower(), name) for name in first[1:]]
-    names, repeated = unique_names([setting, *roles])
+    names, _ = unique_names([setting, *roles])
     if names[1:3] != ["bep", "background"]:
         findings.append(
             source.finding(
                 "unexpected_columns",
                 Severity.WARNING,
                 f"columns {first!r}: expected '<cell>, BFM.P, MBE.P' first; read by position",
-                "Check the file; the second column is taken as the BFM reading, the third as background.",
+                "Check the file; the second column is taken as the BFM reading, the third as "
+                "background.",
                 line=line,
             )
         )
@@ -181,7 +221,9 @@ def _column_names(
     return names
 
 
-def _drop_repeated_headers(rows: pl.DataFrame, first_name: str, header_cell: str | None) -> tuple[pl.DataFrame, int]:
+def _drop_repeated_headers(
+    rows: pl.DataFrame, first_name: str, header_cell: str | None
+) -> tuple[pl.DataFrame, int]:
     first = pl.col(first_name).str.strip_chars()
     junk = first.str.starts_with("#")
     if header_cell:
@@ -213,7 +255,8 @@ def _point_checks(points: pl.DataFrame, source: SourceText, cell: str | None) ->
                 source.finding(
                     "bad_point",
                     Severity.WARNING,
-                    f"{what} not a positive pressure on line(s) {', '.join(map(str, at[:20]))}; kept",
+                    f"{what} not a positive pressure on line(s) "
+                    f"{', '.join(map(str, at[:20]))}; kept",
                     "A gauge below its range or off; such points cannot enter a log-scale fit.",
                     line=at[0],
                     channel=cell,
@@ -236,5 +279,6 @@ def _empty(cell: str | None) -> pl.DataFrame:
 
 
 def _error(source: SourceText, code: str, message: str) -> Finding:
-    return source.finding(code, Severity.ERROR, message, "Take the calibration file again from the lab PC.")
-
+    return source.finding(
+        code, Severity.ERROR, message, "Take the calibration file again from the lab PC."
+    )

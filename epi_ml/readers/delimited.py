@@ -1,9 +1,10 @@
 """Delimited text tables: separator sniffing, fields per line, numbers per field.
 
-Fast path: polars' CSV parser reads the body with every field as a string (no type guessing, so a
-bad value cannot abort the read), and row i is line `first_line + i` (polars keeps blank lines as
-empty rows). If the parser refuses the body (a line with too many fields, an open quote) or its row
-count does not match the line count, the slow path splits the lines itself to find the bad ones.
+Fast path: when the body holds exactly one separator fewer than fields on every line (one count
+of the bytes), polars' CSV parser reads it with every field as a string (no type guessing, so a bad
+value cannot abort the read), and row i is line `first_line + i`. Otherwise (a line with too many or
+too few fields, a blank line, quoted separators), or if the parser refuses the body or its row count
+does not match the line count, the slow path splits the lines itself to find the bad ones.
 Either way the result is the same: a frame of string fields with the 1-based line of each row, and
 a problems frame (epi_ml.readers.lines) for the lines that do not have the right fields.
 """
@@ -84,8 +85,11 @@ def split_fields(
     body = source.body_bytes(first_line)
     schema = {name: pl.String for name in names}
     expected_rows = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    # Every line with exactly the right number of separators is what the fast path can trust:
+    # polars would fill a short line with nulls without saying so.
+    regular = body.count(separator.encode()) == (len(names) - 1) * expected_rows
     rows = None
-    if body and separator != " ":
+    if body and separator != " " and regular:
         try:
             rows = pl.read_csv(
                 body,
@@ -99,7 +103,9 @@ def split_fields(
     if rows is not None and rows.height == expected_rows:
         rows = rows.with_row_index("line", offset=first_line)
         return Fields(_drop_blank(rows, names), no_problems())
-    return _split_slowly(source, first_line=first_line, names=names, separator=separator, quoted=quoted)
+    return _split_slowly(
+        source, first_line=first_line, names=names, separator=separator, quoted=quoted
+    )
 
 
 def _drop_blank(rows: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
@@ -124,7 +130,10 @@ def _split_slowly(
     lines = body_lines(source, first_line)
     width = len(names)
     if quoted:
-        parts = pl.Series([_split_quoted(t, separator) for t in lines.get_column("text")], dtype=pl.List(pl.String))
+        parts = pl.Series(
+            [_split_quoted(t, separator) for t in lines.get_column("text")],
+            dtype=pl.List(pl.String),
+        )
     elif separator == " ":
         parts = lines.get_column("text").str.extract_all(r"\S+")
     else:
@@ -132,7 +141,8 @@ def _split_slowly(
     lines = lines.with_columns(_parts=parts, _count=parts.list.len())
     good = lines.filter(pl.col("_count") == width)
     rows = good.select(
-        pl.col("line").cast(pl.UInt32), *(pl.col("_parts").list.get(i).alias(name) for i, name in enumerate(names))
+        pl.col("line").cast(pl.UInt32),
+        *(pl.col("_parts").list.get(i).alias(name) for i, name in enumerate(names)),
     )
     bad = lines.filter(pl.col("_count") != width)
     if bad.is_empty():
@@ -141,7 +151,12 @@ def _split_slowly(
         _field_count_reason(count, width, separator, text)
         for count, text in zip(bad.get_column("_count"), bad.get_column("text"), strict=True)
     ]
-    return Fields(rows, problems(bad.get_column("line"), pl.Series(reasons, dtype=pl.String), bad.get_column("text")))
+    return Fields(
+        rows,
+        problems(
+            bad.get_column("line"), pl.Series(reasons, dtype=pl.String), bad.get_column("text")
+        ),
+    )
 
 
 def _split_quoted(line: str, separator: str) -> list[str]:
@@ -188,13 +203,17 @@ def to_float(
     if decimal_comma:
         retried = retried.str.replace(",", ".", literal=True)
     values = values.scatter(at, retried.cast(pl.Float64, strict=False))
-    failed = rows.select("line", column).with_columns(_number=values).filter(pl.col("_number").is_null())
+    failed = (
+        rows.select("line", column).with_columns(_number=values).filter(pl.col("_number").is_null())
+    )
     empty = pl.col(column).is_null() | (pl.col(column).str.strip_chars().str.len_bytes() == 0)
     reason = pl.when(~empty).then(pl.lit(f"{what} is not a number"))
     if required:
         reason = reason.when(empty).then(pl.lit(f"no {what}"))
     found = failed.select(
-        "line", reason.otherwise(pl.lit(None, dtype=pl.String)).alias("reason"), pl.col(column).alias("text")
+        "line",
+        reason.otherwise(pl.lit(None, dtype=pl.String)).alias("reason"),
+        pl.col(column).alias("text"),
     ).filter(pl.col("reason").is_not_null())
     return values, found.cast(PROBLEM_SCHEMA)  # type: ignore[arg-type]
 
@@ -203,11 +222,15 @@ def missing(rows: pl.DataFrame, column: str, *, what: str, separator: str = ",")
     """Problems for rows where a required field is empty (the line is shown re-joined)."""
     texts = pl.col(column)
     empty = texts.is_null() | (texts.str.strip_chars().str.len_bytes() == 0)
-    return rows.filter(empty).select(
-        "line",
-        pl.lit(f"no {what}").alias("reason"),
-        pl.concat_str(pl.exclude("line"), separator=separator, ignore_nulls=True).alias("text"),
-    ).cast(PROBLEM_SCHEMA)  # type: ignore[arg-type]
+    return (
+        rows.filter(empty)
+        .select(
+            "line",
+            pl.lit(f"no {what}").alias("reason"),
+            pl.concat_str(pl.exclude("line"), separator=separator, ignore_nulls=True).alias("text"),
+        )
+        .cast(PROBLEM_SCHEMA)
+    )  # type: ignore[arg-type]
 
 
 def decimal_comma_used(rows: pl.DataFrame, columns: Sequence[str], separator: str) -> bool:
@@ -216,7 +239,8 @@ def decimal_comma_used(rows: pl.DataFrame, columns: Sequence[str], separator: st
         return False
     sample = rows.head(200)
     return any(
-        sample.get_column(c).str.contains(r"^\s*-?\d+,\d+([eE][-+]?\d+)?\s*$").any() for c in columns
+        sample.get_column(c).str.contains(r"^\s*-?\d+,\d+([eE][-+]?\d+)?\s*$").any()
+        for c in columns
     )
 
 
@@ -238,9 +262,13 @@ def cells_to_long(
         found.append(bad)
     wide = pl.DataFrame({"line": rows.get_column("line"), "time": times, **columns})
     long = (
-        wide.unpivot(index=["line", "time"], on=list(channels), variable_name="column", value_name="value")
+        wide.unpivot(
+            index=["line", "time"], on=list(channels), variable_name="column", value_name="value"
+        )
         .drop_nulls("value")
-        .with_columns(pl.col("column").replace_strict(channels, return_dtype=pl.String).alias("channel"))
+        .with_columns(
+            pl.col("column").replace_strict(channels, return_dtype=pl.String).alias("channel")
+        )
         .select("line", "time", "channel", "value")
     )
     return long, combine(*found)
@@ -249,7 +277,9 @@ def cells_to_long(
 def body_lines(source: SourceText, first_line: int) -> pl.DataFrame:
     """The non-blank lines from `first_line` on: line (UInt32, 1-based), text."""
     texts = (source.text or "").split("\n")[first_line - 1 :]
-    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String}).with_row_index("line", offset=first_line)
+    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String}).with_row_index(
+        "line", offset=first_line
+    )
     return frame.with_columns(pl.col("text").str.strip_chars_end("\r")).filter(
         pl.col("text").str.strip_chars().str.len_bytes() > 0
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polars as pl
+
 from epi_ml.readers.calibration import FILE_NAME as CALIBRATION_NAME
 from epi_ml.readers.delimited import sniff_separator, split_header
 from epi_ml.readers.source import UTF8_BOM, UTF16_BOMS
-from epi_ml.readers.wide import PARQUET_SUFFIXES, find_time_column
+from epi_ml.readers.tables import PARQUET_SUFFIXES, find_time_column
 
 FORMATS = (
     "epic_day",
@@ -21,8 +23,13 @@ FORMATS = (
     "calibration",
     "rheed",
     "measurements",
+    "messages",
 )
-EPIC_TITLES = (("Shutter Log", "epic_shutters"), ("Message Log", "epic_messages"), ("Fitting Config", "epic_fitting"))
+EPIC_TITLES = (
+    ("Shutter Log", "epic_shutters"),
+    ("Message Log", "epic_messages"),
+    ("Fitting Config", "epic_fitting"),
+)
 EPIC_ROW = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}(\.\d+)?[,;\t][^,;\t]*$")
 INTENSITY_NAME = re.compile(r"intensity|sensor|window|spec|rheed|^i\d*$", re.IGNORECASE)
 # What a file that says nothing by its content is, by its name (the reader then reports why).
@@ -41,7 +48,7 @@ def detect_format(path: str | Path) -> str:
     if not path.is_file():
         raise UnknownFormat(f"{path}: no such file")
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        return "wide_parquet"
+        return _parquet_kind(path)
     lines = _first_lines(path)
     found = _by_content(lines, path)
     if found:
@@ -52,11 +59,31 @@ def detect_format(path: str | Path) -> str:
         return "calibration" if CALIBRATION_NAME.match(path.name) else "epic_channel"
     first = next((line for line in lines if line.strip()), "")
     raise UnknownFormat(
-        f"{path.name}: not a format epi-ml reads (it starts with {first[:80]!r}); readable formats: "
+        f"{path.name}: not a format epi-ml reads (it starts with {first[:80]!r}); readable "
+        "formats: "
         "EPIC logs and day folders, wide CSV/Parquet (a time column + one column per channel), "
         "flux-calibration tables (<cell>\\tBFM.P\\tMBE.P), RHEED intensity exports, measurement "
         "CSVs (run_id,layer_index,kind,value,...)"
     )
+
+
+def _table_kind(names: list[str]) -> str | None:
+    """What a table with these columns holds, or None when its columns say nothing."""
+    lowered = {n.strip().lower() for n in names}
+    if {"run_id", "kind", "value"} <= lowered:
+        return "measurements"
+    time_column = find_time_column(names)
+    if time_column is not None and lowered & {"message", "text"}:
+        return "messages"
+    return None
+
+
+def _parquet_kind(path: Path) -> str:
+    try:
+        names = list(pl.read_parquet_schema(path))
+    except Exception:  # noqa: BLE001 - unreadable: the wide reader reports why
+        return "wide_parquet"
+    return _table_kind(names) or "wide_parquet"
 
 
 def _first_lines(path: Path, size: int = 8192) -> list[str]:
@@ -68,7 +95,10 @@ def _first_lines(path: Path, size: int = 8192) -> list[str]:
         return []  # binary: nothing to read here
     else:
         text = head.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
-    return [line.rstrip("\r") for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:40]]
+    return [
+        line.rstrip("\r")
+        for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:40]
+    ]
 
 
 def _by_content(lines: list[str], path: Path) -> str | None:
@@ -85,8 +115,8 @@ def _by_content(lines: list[str], path: Path) -> str | None:
     separator = sniff_separator(content[:20], preferred="\t" if "\t" in first else ",")
     header = split_header(first, separator) if separator in first else re.split(r"\s{2,}", first)
     names = [n.strip().lower() for n in header]
-    if {"run_id", "kind", "value"} <= set(names):
-        return "measurements"
+    if table_kind := _table_kind(header):
+        return table_kind
     if len(names) >= 3 and names[1] == "bfm.p":
         return "calibration"
     if CALIBRATION_NAME.match(path.name) and separator == "\t":
@@ -94,7 +124,9 @@ def _by_content(lines: list[str], path: Path) -> str | None:
     time_column = find_time_column(header)
     if time_column is not None:
         others = [n for n in names if n != time_column.lower()]
-        if path.suffix.lower() == ".asc" or (others and all(INTENSITY_NAME.search(n) for n in others)):
+        if path.suffix.lower() == ".asc" or (
+            others and all(INTENSITY_NAME.search(n) for n in others)
+        ):
             return "rheed"
         return "wide_csv"
     return None

@@ -29,7 +29,7 @@ from epi_ml.readers.epic_fitting import EpicFitting, read_epic_fitting
 from epi_ml.readers.epic_format import read_header, tag_from_filename
 from epi_ml.readers.lines import combine, line_findings, mark_truncated, order_findings
 from epi_ml.readers.naming import map_tags
-from epi_ml.readers.source import load_text
+from epi_ml.readers.source import SourceText, load_text
 from epi_ml.readers.tagmaps import EPIC_TAGS
 from epi_ml.readers.timestamps import EPIC_TIME, check_timezone, parse_times
 
@@ -81,19 +81,21 @@ def read_epic_channel(
     findings = [*source.findings, *header.findings]
     if has_errors(findings):
         return EpicChannel(name_tag, pl.DataFrame(schema=SAMPLE_SCHEMA), findings, path)
-    tag, naming = _choose_tag(name_tag, header.title, header.columns, EPIC_TAGS if tag_map is None else tag_map)
-    findings += [source.finding(**n) for n in naming]
-    if header.first_row_line is None:
-        findings.append(_no_rows(source, "the file has a header but no rows", tag))
-        return EpicChannel(tag, pl.DataFrame(schema=SAMPLE_SCHEMA), findings, path)
+    known = EPIC_TAGS if tag_map is None else tag_map
+    tag, naming = _choose_tag(source, name_tag, header.title, header.columns, known)
+    findings += naming
 
     sep = header.separator
-    fields = split_fields(source, first_line=header.first_row_line, names=["time", "value"], separator=sep)
+    fields = split_fields(
+        source, first_line=header.first_row_line or 1, names=["time", "value"], separator=sep
+    )
     rows = fields.rows
     file = str(path)
     times = parse_times(rows.get_column("time"), tz=tz, expected=EPIC_TIME, file=file, channel=tag)
     decimal_comma = decimal_comma_used(rows, ["value"], sep)
-    values, bad_values = to_float(rows, "value", what="value", decimal_comma=decimal_comma, required=True)
+    values, bad_values = to_float(
+        rows, "value", what="value", decimal_comma=decimal_comma, required=True
+    )
     found = combine(
         fields.problems,
         row_problems(rows, times.reason, sep),
@@ -102,11 +104,16 @@ def read_epic_channel(
     found = mark_truncated(found, source.last_line, source.ends_with_newline)
     findings += times.findings + line_findings(found, file=file, channel=tag)
 
-    kept = pl.DataFrame({"line": rows.get_column("line"), "time": times.utc, "value": values}).filter(
-        pl.col("time").is_not_null() & pl.col("value").is_not_null()
-    )
+    kept = pl.DataFrame(
+        {"line": rows.get_column("line"), "time": times.utc, "value": values}
+    ).filter(pl.col("time").is_not_null() & pl.col("value").is_not_null())
     if kept.is_empty():
-        findings.append(_no_rows(source, "no line of the file could be read", tag))
+        why = (
+            "no line of the file could be read"
+            if found.height
+            else "the file has a header but no rows"
+        )
+        findings.append(_no_rows(source, why, tag))
     findings += order_findings(kept, file=file, channel=tag)
     return EpicChannel(tag, kept.select(list(SAMPLE_SCHEMA)), findings, path)
 
@@ -119,7 +126,9 @@ def read_epic_day(
     check_timezone(tz)
     folder = Path(folder)
     tag_map = EPIC_TAGS if tag_map is None else tag_map
-    day = EpicDay(empty_sensor_frame(), empty_sensor_frame(), pl.DataFrame(schema=MESSAGE_SCHEMA), {})
+    day = EpicDay(
+        empty_sensor_frame(), empty_sensor_frame(), pl.DataFrame(schema=MESSAGE_SCHEMA), {}
+    )
     if not folder.is_dir():
         day.findings.append(
             Finding(
@@ -136,9 +145,16 @@ def read_epic_day(
     logs = [p for p in files if p.suffix.lower() == ".txt" and p.name.lower() not in EVENT_FILES]
     for skipped in (p for p in files if p.suffix.lower() != ".txt"):
         day.findings.append(
-            Finding("skipped_file", Severity.INFO, "not an EPIC log (not .txt); skipped", file=str(skipped))
+            Finding(
+                "skipped_file",
+                Severity.INFO,
+                "not an EPIC log (not .txt); skipped",
+                file=str(skipped),
+            )
         )
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # polars frees the GIL
+    with ThreadPoolExecutor(
+        max_workers=min(8, os.cpu_count() or 1)
+    ) as pool:  # polars frees the GIL
         channels = list(pool.map(lambda p: read_epic_channel(p, tz=tz, tag_map=tag_map), logs))
 
     frames = []
@@ -154,7 +170,9 @@ def read_epic_day(
                 )
             )
             continue
-        names = map_tags([channel.tag], tag_map, file=str(channel.path), map_name="the EPIC tag map")
+        names = map_tags(
+            [channel.tag], tag_map, file=str(channel.path), map_name="the EPIC tag map"
+        )
         name = names.channels[channel.tag]
         day.tags[channel.tag] = name
         day.findings += channel.findings + names.findings
@@ -174,10 +192,16 @@ def read_epic_day(
         day.fittings, fit_findings = read_epic_fitting(events["fitting"])
         day.findings += fit_findings
     day.files += list(events.values())
-    for kind, name in (("shutters", "Shutters.txt"), ("messages", "Messages.txt"), ("fitting", "Fitting.txt")):
+    for kind, name in (
+        ("shutters", "Shutters.txt"),
+        ("messages", "Messages.txt"),
+        ("fitting", "Fitting.txt"),
+    ):
         if kind not in events:
             day.findings.append(
-                Finding("missing_file", Severity.INFO, f"the day has no {name}", file=str(folder / name))
+                Finding(
+                    "missing_file", Severity.INFO, f"the day has no {name}", file=str(folder / name)
+                )
             )
     if not frames:
         day.findings.append(
@@ -193,34 +217,38 @@ def read_epic_day(
 
 
 def _choose_tag(
-    name_tag: str, title: str | None, columns: list[str] | None, known: Mapping[str, str]
-) -> tuple[str, list[dict]]:
+    source: SourceText,
+    name_tag: str,
+    title: str | None,
+    columns: list[str] | None,
+    known: Mapping[str, str],
+) -> tuple[str, list[Finding]]:
     """The channel's tag from the file name, the title and the column line. EPIC names each log
     after its tag, so when the header disagrees the file name wins, unless only the header's tag
-    is a known one (a renamed copy). Returns the tag and the findings (as Finding kwargs)."""
+    is a known one (a renamed copy)."""
     column_tag = columns[0] if columns else None
     header_tag = column_tag or title
     notes = []
     if title and column_tag and title != column_tag:
         notes.append(
-            dict(
-                code="tag_mismatch",
-                severity=Severity.WARNING,
-                message=f"the title names tag {title!r} but the column line names {column_tag!r}",
-                hint="Check which sensor this file holds.",
+            source.finding(
+                "tag_mismatch",
+                Severity.WARNING,
+                f"the title names tag {title!r} but the column line names {column_tag!r}",
+                "Check which sensor this file holds.",
             )
         )
     if header_tag is None or header_tag == name_tag:
         return name_tag, notes
     tag = header_tag if header_tag in known and name_tag not in known else name_tag
     notes.append(
-        dict(
-            code="tag_mismatch",
-            severity=Severity.WARNING,
-            message=f"the header names tag {header_tag!r} but the file is named after {name_tag!r}; "
+        source.finding(
+            "tag_mismatch",
+            Severity.WARNING,
+            f"the header names tag {header_tag!r} but the file is named after {name_tag!r}; "
             f"read as {tag!r}",
-            hint="EPIC names each log after its tag, so the header is probably a copy error of "
-            "the logger setup; check which sensor the file holds and fix the name or the header.",
+            "EPIC names each log after its tag, so the header is probably a copy error of the "
+            "logger setup; check which sensor the file holds and fix the name or the header.",
             channel=tag,
         )
     )
@@ -242,8 +270,10 @@ def _shared_channels(channels: list[EpicChannel], tags: dict[str, str]) -> list[
         Finding(
             "channel_in_several_files",
             Severity.WARNING,
-            f"{len(paths)} files hold channel {name}: {', '.join(Path(p).name for p in paths)}; all kept",
-            hint="Copies of one log, or two tags mapped to one channel; remove the copy or fix the tag map.",
+            f"{len(paths)} files hold channel {name}: "
+            f"{', '.join(Path(p).name for p in paths)}; all kept",
+            hint="Copies of one log, or two tags mapped to one channel; remove the copy or fix "
+            "the tag map.",
             channel=name,
             details={"files": paths},
         )
@@ -252,7 +282,7 @@ def _shared_channels(channels: list[EpicChannel], tags: dict[str, str]) -> list[
     ]
 
 
-def _no_rows(source, message: str, tag: str) -> Finding:  # noqa: ANN001
+def _no_rows(source: SourceText, message: str, tag: str) -> Finding:
     return source.finding(
         "no_rows",
         Severity.ERROR,

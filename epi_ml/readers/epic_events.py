@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from epi_ml.channels import SENSOR_SCHEMA, empty_sensor_frame
-from epi_ml.findings import Severity
+from epi_ml.findings import Severity, has_errors
 from epi_ml.readers.delimited import (
     body_lines,
     cells_to_long,
@@ -32,7 +32,9 @@ MESSAGE_SCHEMA: dict[str, pl.DataType] = {
     "color": pl.Int64(),
 }
 # time,caller,message,color: the message is free text and may itself hold commas.
-MESSAGE_ROW = re.compile(r"^(?P<time>[^,]*),(?P<caller>[^,]*),(?P<message>.*),\s*(?P<color>-?\d+)\s*$")
+MESSAGE_ROW = re.compile(
+    r"^(?P<time>[^,]*),(?P<caller>[^,]*),(?P<message>.*),\s*(?P<color>-?\d+)\s*$"
+)
 
 
 def read_epic_shutters(path: str | Path, *, tz: str = "UTC") -> ReadResult:
@@ -43,6 +45,8 @@ def read_epic_shutters(path: str | Path, *, tz: str = "UTC") -> ReadResult:
         return ReadResult(empty_sensor_frame(), source.findings, Path(path))
     header = read_header(source, what="shutter log")
     findings = [*source.findings, *header.findings]
+    if has_errors(findings):
+        return ReadResult(empty_sensor_frame(), findings, source.path)
     if header.columns is None:
         findings.append(
             source.finding(
@@ -53,7 +57,6 @@ def read_epic_shutters(path: str | Path, *, tz: str = "UTC") -> ReadResult:
                 "Take Shutters.txt again from the tool, with its header.",
             )
         )
-    if header.columns is None or header.first_row_line is None:  # no rows: no shutter moved
         return ReadResult(empty_sensor_frame(), findings, source.path)
     columns = header.columns
     channels = {c: _shutter_channel(c) for c in columns}
@@ -63,13 +66,16 @@ def read_epic_shutters(path: str | Path, *, tz: str = "UTC") -> ReadResult:
                 source.finding(
                     "unknown_tag",
                     Severity.WARNING,
-                    f"shutter log column {column!r} is not a '<source>_Sh' shutter; kept as {channel!r}",
+                    f"shutter log column {column!r} is not a '<source>_Sh' shutter; kept as "
+                    f"{channel!r}",
                     "Check the column line of Shutters.txt.",
                     channel=channel,
                 )
             )
     sep = header.separator
-    fields = split_fields(source, first_line=header.first_row_line, names=["time", *columns], separator=sep)
+    fields = split_fields(
+        source, first_line=header.first_row_line or 1, names=["time", *columns], separator=sep
+    )
     rows = fields.rows
     times = parse_times(rows.get_column("time"), tz=tz, expected=EPIC_TIME, file=str(source.path))
     bad_times = row_problems(rows, times.reason, sep)
@@ -99,7 +105,9 @@ def read_epic_messages(path: str | Path, *, tz: str = "UTC") -> ReadResult:
     if header.first_row_line is None:
         return ReadResult(empty, findings, source.path)
     lines = body_lines(source, header.first_row_line)
-    parts = lines.with_columns(parts=pl.col("text").str.extract_groups(MESSAGE_ROW.pattern)).unnest("parts")
+    parts = lines.with_columns(parts=pl.col("text").str.extract_groups(MESSAGE_ROW.pattern)).unnest(
+        "parts"
+    )
     shape_bad = parts.filter(pl.col("time").is_null()).select(
         "line", pl.lit("not 'time,caller,message,color'").alias("reason"), "text"
     )

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,6 +32,9 @@ ARRHENIUS_FIT = "AEF"
 SECTION = re.compile(r"^\s*#\s*(?P<cell>\S.*?)\s*$")
 SETTING = re.compile(r"^\s*(?P<key>[A-Za-z]\w*)\s*=\s*(?P<value>.*?)\s*$")
 KEYS = {"Fit": "fit", "Order": "order", "BEPtoFlux": "bep_to_flux", "Coeff": "coeffs"}
+Settings = dict[str, tuple[int, str]]  # key -> (line, value text)
+Note = Callable[[str, int, str], None]  # message, line, hint
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def read_epic_fitting(path: str | Path) -> tuple[dict[str, EpicFitting], list[Fi
         return {}, source.findings
     findings = list(source.findings)
     file = str(source.path)
-    sections: list[tuple[str, int, dict[str, tuple[int, str]]]] = []
+    sections: list[tuple[str, int, Settings]] = []
     for number, raw in enumerate((source.text or "").split("\n"), start=1):
         line = raw.rstrip("\r")
         if not line.strip() or line.lstrip().startswith("'EPIC"):
@@ -72,7 +77,8 @@ def read_epic_fitting(path: str | Path) -> tuple[dict[str, EpicFitting], list[Fi
                 Finding(
                     "unparseable_line",
                     Severity.WARNING,
-                    f"line {number}: neither '# <source>' nor 'Key=value' inside a source: {clip(line)!r}",
+                    f"line {number}: neither '# <source>' nor 'Key=value' inside a source: "
+                    f"{clip(line)!r}",
                     hint="The line is skipped; the fits of the other sources are read.",
                     file=file,
                     line=number,
@@ -111,20 +117,30 @@ def read_epic_fitting(path: str | Path) -> tuple[dict[str, EpicFitting], list[Fi
 
 
 def _fitting(
-    cell: str, line: int, settings: dict[str, tuple[int, str]], file: str
+    cell: str, line: int, settings: Settings, file: str
 ) -> tuple[EpicFitting | None, list[Finding]]:
     notes: list[Finding] = []
 
     def note(message: str, at: int, hint: str) -> None:
         notes.append(
-            Finding("bad_fit", Severity.WARNING, message, hint=hint, file=file, line=at, channel=cell)
+            Finding(
+                "bad_fit", Severity.WARNING, message, hint=hint, file=file, line=at, channel=cell
+            )
         )
 
     for key in settings:
         if key not in KEYS:
-            note(f"source {cell!r}: unknown setting {key!r} (kept out)", settings[key][0], "Check the line.")
+            note(
+                f"source {cell!r}: unknown setting {key!r} (kept out)",
+                settings[key][0],
+                "Check the line.",
+            )
     if "Coeff" not in settings:
-        note(f"source {cell!r} has no 'Coeff=' line; its fit is left out", line, "Add the coefficients.")
+        note(
+            f"source {cell!r} has no 'Coeff=' line; its fit is left out",
+            line,
+            "Add the coefficients.",
+        )
         return None, notes
     at, text = settings["Coeff"]
     try:
@@ -133,14 +149,19 @@ def _fitting(
             raise ValueError
     except ValueError:
         note(
-            f"source {cell!r}: coefficients {clip(text)!r} are not two or more numbers; its fit is left out",
+            f"source {cell!r}: coefficients {clip(text)!r} are not two or more numbers; its "
+            "fit is left out",
             at,
             "Write them as 'Coeff=a,b' (ln(BEP) = a + b/T).",
         )
         return None, notes
     fit = settings.get("Fit", (line, ARRHENIUS_FIT))[1]
     if fit != ARRHENIUS_FIT:
-        note(f"source {cell!r}: fit {fit!r} is not the Arrhenius fit 'AEF'", settings["Fit"][0], "Check the fit model.")
+        note(
+            f"source {cell!r}: fit {fit!r} is not the Arrhenius fit 'AEF'",
+            settings["Fit"][0],
+            "Check the fit model.",
+        )
     order = _number(settings, "Order", int, len(coeffs) - 1, cell, note)
     if order != len(coeffs) - 1:
         note(
@@ -148,11 +169,14 @@ def _fitting(
             at,
             "The coefficients are used as written; check the fit.",
         )
-    bep_to_flux = _number(settings, "BEPtoFlux", float, None, cell, note)
+    bep_to_flux = _number(settings, "BEPtoFlux", float, math.nan, cell, note)
+    bep_to_flux = None if math.isnan(bep_to_flux) else bep_to_flux
     return EpicFitting(cell, fit, order, bep_to_flux, coeffs), notes
 
 
-def _number(settings, key, kind, default, cell, note):  # noqa: ANN001, ANN202
+def _number(
+    settings: Settings, key: str, kind: Callable[[str], N], default: N, cell: str, note: Note
+) -> N:
     if key not in settings:
         return default
     at, text = settings[key]

@@ -1,7 +1,7 @@
 """The framing every EPIC log shares: a title line, a blank line, a column line, then rows.
 
     'EPIC Ga.PID.MV Log File          'EPIC Shutter Log File
-                                      
+
     'Date,Ga.PID.MV                   'Date&Time,Sub_Sh,QMS_Sh,Ga_Sh,...
     12/06/2023 00:00:01.727,300.0     12/06/2023 01:21:15.153,1,0,1,...
 
@@ -36,47 +36,47 @@ class EpicHeader:
 
 
 def read_header(source: SourceText, *, what: str) -> EpicHeader:
-    """Find title, column line and first row in the first lines. `what` names the file kind in
-    messages ("channel log", "shutter log", ...)."""
+    """Find title, column line and first row in the first lines. Rows start right after the last
+    header line (blank lines are skipped later; anything else there is a bad line). With no header
+    at all, a file that starts with rows is read, and anything else is not an EPIC log. `what`
+    names the file kind in messages ("channel log", "shutter log", ...)."""
     lines = source.head_lines(HEADER_LINES_SEARCHED)
     title = columns = None
     separator = ","
-    first_row = None
-    foreign = None  # a line before the rows that EPIC would not write
+    last_header = 0
+    first_row = foreign = None
     for number, line in enumerate(lines, start=1):
         if title is None and columns is None and (m := TITLE.match(line)):
-            title = m.group("tag").strip()
+            title, last_header = m.group("tag").strip(), number
         elif columns is None and (m := COLUMNS.match(line)):
-            separator = m.group("sep")
+            separator, last_header = m.group("sep"), number
             columns = split_header(line, separator)[1:]
         elif ROW.match(line):
             first_row = number
             break
         elif line.strip() and foreign is None:
             foreign = number
-    if foreign is not None and title is None and columns is None:
-        first_row = None  # rows under someone else's header: not an EPIC log
-    header = EpicHeader(title, columns, separator, first_row)
-    if first_row is None:
-        if title is not None or columns is not None:
-            first_row = _after_header(lines, source)
-            header.first_row_line = first_row
-        else:
-            header.findings.append(
-                source.finding(
-                    "wrong_header",
-                    Severity.ERROR,
-                    f"this is not an EPIC {what}: line 1 is {clip(lines[0])!r}, expected "
-                    f"\"'EPIC <tag> Log File\" and rows like '12/06/2023 00:00:01.727,300.0'",
-                    "Check that the file is the EPIC export; other formats have their own "
-                    "readers (epi_ml.readers.detect_format tells which).",
-                    line=1,
-                )
+    header = EpicHeader(title, columns, separator, None)
+    if last_header:
+        header.first_row_line = last_header + 1
+    elif first_row is not None and foreign is None:
+        header.first_row_line = first_row
+    else:
+        header.findings.append(
+            source.finding(
+                "wrong_header",
+                Severity.ERROR,
+                f"this is not an EPIC {what}: line 1 is {clip(lines[0])!r}, expected "
+                f"\"'EPIC <tag> Log File\" and rows like '12/06/2023 00:00:01.727,300.0'",
+                "Check that the file is the EPIC export; other formats have their own "
+                "readers (epi_ml.readers.detect_format tells which).",
+                line=1,
             )
-            return header
+        )
+        return header
     if columns is None:
-        row = lines[first_row - 1] if first_row and first_row <= len(lines) else ""
-        header.separator = sniff_separator([row, *lines[first_row:]] if first_row else [row])
+        rows = [line for line in lines[header.first_row_line - 1 :] if line.strip()]
+        header.separator = sniff_separator(rows)
         header.findings.append(
             source.finding(
                 "missing_header",
@@ -84,7 +84,7 @@ def read_header(source: SourceText, *, what: str) -> EpicHeader:
                 f"no EPIC column line ('Date,...') before the rows (title: {title!r}); "
                 "the file was probably cut or re-saved",
                 "The rows are read; names come from the title or the file name.",
-                line=first_row,
+                line=header.first_row_line,
             )
         )
     if header.separator != ",":
@@ -98,14 +98,6 @@ def read_header(source: SourceText, *, what: str) -> EpicHeader:
             )
         )
     return header
-
-
-def _after_header(lines: list[str], source: SourceText) -> int | None:
-    """A header with no row in the searched lines: rows (if any) start after its last line."""
-    for number, line in enumerate(lines, start=1):
-        if line.strip() and not TITLE.match(line) and not COLUMNS.match(line):
-            return number
-    return None if len(lines) < HEADER_LINES_SEARCHED else HEADER_LINES_SEARCHED + 1
 
 
 def tag_from_filename(name: str) -> str:

@@ -31,7 +31,9 @@ def no_problems() -> pl.DataFrame:
     return pl.DataFrame(schema=PROBLEM_SCHEMA)
 
 
-def problems(lines: pl.Series | list[int], reason: str | pl.Series, texts: pl.Series | list[str]) -> pl.DataFrame:
+def problems(
+    lines: pl.Series | list[int], reason: str | pl.Series, texts: pl.Series | list[str]
+) -> pl.DataFrame:
     """A problems frame: one row per bad line."""
     frame = pl.DataFrame({"line": lines, "text": texts}).with_columns(
         pl.col("line").cast(pl.UInt32), pl.col("text").cast(pl.String)
@@ -114,7 +116,8 @@ def line_findings(
                     "reason": reason,
                     f"{unit}s": shown,
                     "examples": [
-                        {unit: n, "text": clip(t)} for n, t in zip(lines[:EXAMPLES], texts[:EXAMPLES], strict=True)
+                        {unit: n, "text": clip(t)}
+                        for n, t in zip(lines[:EXAMPLES], texts[:EXAMPLES], strict=True)
                     ],
                 },
                 **where,
@@ -129,7 +132,9 @@ def mark_truncated(found: pl.DataFrame, last_line: int, ends_with_newline: bool)
         return found
     return found.with_columns(
         reason=pl.when(pl.col("line") == last_line)
-        .then(pl.lit("the file ends in the middle of this line (copied while still being written?)"))
+        .then(
+            pl.lit("the file ends in the middle of this line (copied while still being written?)")
+        )
         .otherwise(pl.col("reason"))
     )
 

@@ -17,19 +17,11 @@ from pathlib import Path
 import polars as pl
 
 from epi_ml.findings import Finding, Severity
-from epi_ml.readers.delimited import (
-    missing,
-    row_problems,
-    sniff_separator,
-    split_fields,
-    split_header,
-    to_float,
-    unique_names,
-)
+from epi_ml.readers.delimited import missing, row_problems, to_float, unique_names
 from epi_ml.readers.lines import PROBLEM_SCHEMA, combine, line_findings, mark_truncated
 from epi_ml.readers.result import ReadResult
-from epi_ml.readers.source import SourceText, load_text
-from epi_ml.readers.timestamps import DateOrder, check_timezone, parse_times
+from epi_ml.readers.tables import Table, load_table
+from epi_ml.readers.timestamps import DateOrder, check_timezone, parse_time_column
 
 MEASUREMENT_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
@@ -40,7 +32,13 @@ MEASUREMENT_SCHEMA: dict[str, pl.DataType] = {
     "measured_at": pl.Datetime("us", "UTC"),
 }
 REQUIRED = ("run_id", "kind", "value")
-ALIASES = {"run": "run_id", "layer": "layer_index", "sigma": "uncertainty", "std": "uncertainty", "measured": "measured_at"}
+ALIASES = {
+    "run": "run_id",
+    "layer": "layer_index",
+    "sigma": "uncertainty",
+    "std": "uncertainty",
+    "measured": "measured_at",
+}
 # Plausible ranges of the kinds epi-ml knows (value units: nm, fraction).
 KINDS: dict[str, tuple[float, float]] = {
     "xrd_thickness_nm": (0.1, 1e5),
@@ -55,36 +53,26 @@ RUN_ID = re.compile(r"^.+-\d{8}-\d+$")  # <tool>-<YYYYMMDD>-<seq>
 def read_measurements(
     path: str | Path, *, tz: str = "UTC", date_order: DateOrder | None = None
 ) -> ReadResult:
-    """A measurement CSV -> frame (MEASUREMENT_SCHEMA columns, then any extra columns as text)."""
+    """A measurement CSV or Parquet file -> frame (MEASUREMENT_SCHEMA columns, then any extra
+    columns as text). `tz`: zone of `measured_at` times written without one."""
     check_timezone(tz)
     path = Path(path)
-    source = load_text(path)
-    if not source.usable:
-        return ReadResult(_empty(), source.findings, path)
-    findings = list(source.findings)
-    head = source.head_lines(30)
-    header_at = next((i for i, ln in enumerate(head, 1) if ln.strip() and not ln.lstrip().startswith("#")), None)
-    if header_at is None:
-        return ReadResult(_empty(), [*findings, _error(source, "no_header", "no header line")], path)
-    separator = sniff_separator(head[header_at - 1 :])
-    raw = split_header(head[header_at - 1], separator)
-    names, _ = unique_names([ALIASES.get(n.strip().lower(), n.strip().lower()) for n in raw])
+    table, findings = load_table(path)
+    if table is None:
+        return ReadResult(_empty(), findings, path)
+    names, _ = unique_names([ALIASES.get(n.strip().lower(), n.strip().lower()) for n in table.names])
     absent = [n for n in REQUIRED if n not in names]
     if absent:
-        findings.append(
-            _error(
-                source,
-                "missing_columns",
-                f"no column {', '.join(map(repr, absent))} (found {raw}); a measurement needs "
-                f"{', '.join(REQUIRED)}",
-                line=header_at,
-            )
+        message = (
+            f"no column {', '.join(map(repr, absent))} (found {table.names}); a measurement needs "
+            f"{', '.join(REQUIRED)}"
         )
-        return ReadResult(_empty(), findings, path)
-    fields = split_fields(source, first_line=header_at + 1, names=names, separator=separator, quoted=True)
-    rows = fields.rows.with_columns(pl.col(n).str.strip_chars() for n in names)
-    problems = [fields.problems, missing(rows, "run_id", what="run_id", separator=separator)]
-    problems.append(missing(rows, "kind", what="kind", separator=separator))
+        return ReadResult(_empty(), [*findings, _error(table, "missing_columns", message)], path)
+    typed = table.rows.rename(dict(zip(table.names, names, strict=True)))
+    rows = typed.select("line", pl.exclude("line").cast(pl.String).str.strip_chars())
+    sep = table.separator
+    problems = [table.problems, missing(rows, "run_id", what="run_id", separator=sep)]
+    problems.append(missing(rows, "kind", what="kind", separator=sep))
     value, bad_value = to_float(rows, "value", what="value", required=True)
     problems.append(bad_value)
     columns: dict[str, pl.Series] = {"value": value}
@@ -95,26 +83,29 @@ def read_measurements(
         columns["uncertainty"], bad = to_float(rows, "uncertainty", what="uncertainty")
         problems.append(bad)
     if "measured_at" in names:
-        times = parse_times(rows.get_column("measured_at"), tz=tz, date_order=date_order, file=str(path))
+        times = parse_time_column(typed.get_column("measured_at"), tz=tz, date_order=date_order, file=table.file)
         findings += times.findings
         columns["measured_at"] = times.utc
-        reason = times.reason.replace("no time", None)
-        problems.append(row_problems(rows, reason.str.replace("^", "measured_at: "), separator))
-    found = mark_truncated(combine(*problems), source.last_line, source.ends_with_newline)
-    findings += line_findings(found, file=str(path))
+        reason = times.reason.replace("no time", None).str.replace("^", "measured_at: ")
+        problems.append(row_problems(rows, reason, sep))
+    found = combine(*problems)
+    if table.unit == "line":
+        found = mark_truncated(found, table.source.last_line, table.source.ends_with_newline)
+    findings += line_findings(found, file=table.file, unit=table.unit)
 
-    dropped = _required_failures(found)
-    table = rows.with_columns(**columns).join(dropped.to_frame("line"), on="line", how="anti", maintain_order="left")
-    frame = table.select(
+    kept = rows.with_columns(**columns).join(
+        _required_failures(found).to_frame("line"), on="line", how="anti", maintain_order="left"
+    )
+    frame = kept.select(
         [
-            (pl.col(n) if n in table.columns else pl.lit(None)).cast(t).alias(n)
+            (pl.col(n) if n in kept.columns else pl.lit(None)).cast(t).alias(n)
             for n, t in MEASUREMENT_SCHEMA.items()
         ]
         + [pl.col(n) for n in names if n not in MEASUREMENT_SCHEMA]
     )
-    findings += _plausibility(table, source)
+    findings += _plausibility(kept, table)
     if frame.is_empty():
-        findings.append(_error(source, "no_rows", "no measurement could be read"))
+        findings.append(_error(table, "no_rows", "no measurement could be read"))
     return ReadResult(frame, findings, path)
 
 
@@ -123,7 +114,9 @@ def _whole_numbers(rows: pl.DataFrame, column: str) -> tuple[pl.Series, pl.DataF
     fractional = values.is_not_null() & ((values != values.round()) | (values < 0))
     if fractional.any():
         extra = rows.filter(fractional).select(
-            "line", pl.lit(f"{column} is not a whole number >= 0").alias("reason"), pl.col(column).alias("text")
+            "line",
+            pl.lit(f"{column} is not a whole number >= 0").alias("reason"),
+            pl.col(column).alias("text"),
         )
         bad = combine(bad, extra.cast(PROBLEM_SCHEMA))  # type: ignore[arg-type]
     return values.cast(pl.Int64, strict=False).set(fractional, None), bad
@@ -132,13 +125,23 @@ def _whole_numbers(rows: pl.DataFrame, column: str) -> tuple[pl.Series, pl.DataF
 def _required_failures(found: pl.DataFrame) -> pl.Series:
     """Lines whose problem loses the whole row: a required field, or a layer index (the value
     cannot be attributed). Unreadable uncertainty or time lose only that cell."""
-    cell_only = pl.col("reason").str.starts_with("uncertainty") | pl.col("reason").str.starts_with("measured_at")
+    cell_only = pl.col("reason").str.starts_with("uncertainty") | pl.col("reason").str.starts_with(
+        "measured_at"
+    )
     return found.filter(~cell_only).get_column("line")
 
 
-def _plausibility(table: pl.DataFrame, source: SourceText) -> list[Finding]:
+def _plausibility(kept: pl.DataFrame, table: Table) -> list[Finding]:
+    source, unit = table.source, table.unit
+
+    def where(rows: pl.DataFrame) -> str:
+        return f"{unit}s {', '.join(map(str, rows.get_column('line').head(20).to_list()))}"
+
+    def first_line(rows: pl.DataFrame) -> int | None:
+        return rows.get_column("line").item(0) if unit == "line" else None
+
     findings = []
-    kinds = table.get_column("kind")
+    kinds = kept.get_column("kind")
     unknown = sorted(set(kinds.drop_nulls().to_list()) - set(KINDS))
     if unknown:
         findings.append(
@@ -150,7 +153,7 @@ def _plausibility(table: pl.DataFrame, source: SourceText) -> list[Finding]:
             )
         )
     for kind, (low, high) in KINDS.items():
-        these = table.filter((pl.col("kind") == kind) & ~pl.col("value").is_between(low, high))
+        these = kept.filter((pl.col("kind") == kind) & ~pl.col("value").is_between(low, high))
         if these.is_empty():
             continue
         percent = kind == "xrd_composition" and these.get_column("value").is_between(1, 100).all()
@@ -158,14 +161,19 @@ def _plausibility(table: pl.DataFrame, source: SourceText) -> list[Finding]:
             source.finding(
                 "implausible_value",
                 Severity.WARNING,
-                f"{these.height} {kind} value(s) outside {low:g}..{high:g} (lines "
-                f"{', '.join(map(str, these.get_column('line').head(20).to_list()))}); kept",
-                "Compositions are fractions (0.30, not 30 %)." if percent else "Check the unit and the value.",
-                line=these.get_column("line").item(0),
+                f"{these.height} {kind} value(s) outside {low:g}..{high:g} ({where(these)}); kept",
+                "Compositions are fractions (0.30, not 30 %)."
+                if percent
+                else "Check the unit and the value.",
+                line=first_line(these),
                 count=these.height,
             )
         )
-    odd = table.filter(~pl.col("run_id").str.contains(RUN_ID.pattern)).get_column("run_id").unique(maintain_order=True)
+    odd = (
+        kept.filter(~pl.col("run_id").str.contains(RUN_ID.pattern))
+        .get_column("run_id")
+        .unique(maintain_order=True)
+    )
     if len(odd):
         findings.append(
             source.finding(
@@ -176,15 +184,15 @@ def _plausibility(table: pl.DataFrame, source: SourceText) -> list[Finding]:
                 count=len(odd),
             )
         )
-    key = [c for c in ("run_id", "layer_index", "kind", "measured_at") if c in table.columns]
-    repeated = table.filter(pl.struct(key).is_duplicated())
+    key = [c for c in ("run_id", "layer_index", "kind", "measured_at") if c in kept.columns]
+    repeated = kept.filter(pl.struct(key).is_duplicated())
     if not repeated.is_empty():
         findings.append(
             source.finding(
                 "repeated_measurement",
                 Severity.WARNING,
-                f"{repeated.height} rows share run, layer, kind and time (lines "
-                f"{', '.join(map(str, repeated.get_column('line').head(20).to_list()))}); all kept",
+                f"{repeated.height} rows share run, layer, kind and time ({where(repeated)}); "
+                "all kept",
                 "A row pasted twice, or repeated scans that need distinct times.",
                 count=repeated.height,
             )
@@ -196,11 +204,12 @@ def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema=MEASUREMENT_SCHEMA)
 
 
-def _error(source: SourceText, code: str, message: str, **kw) -> Finding:  # noqa: ANN003
-    return source.finding(
+def _error(table: Table, code: str, message: str) -> Finding:
+    return table.source.finding(
         code,
         Severity.ERROR,
         message,
-        "Write a header run_id,layer_index,kind,value,uncertainty,measured_at and one row per measurement.",
-        **kw,
+        "Write a header run_id,layer_index,kind,value,uncertainty,measured_at and one row per "
+        "measurement.",
+        line=table.header_line,
     )

@@ -20,7 +20,9 @@ from epi_ml.readers.tagmaps import TAG_MAPS
 
 RAW_PREFIX = "raw:"
 # Every tag of every known tool, for files that do not say which tool wrote them.
-ALL_TAGS: dict[str, str] = {tag: channel for tags in TAG_MAPS.values() for tag, channel in tags.items()}
+ALL_TAGS: dict[str, str] = {
+    tag: channel for tags in TAG_MAPS.values() for tag, channel in tags.items()
+}
 KNOWN_CHANNELS = frozenset(ALL_TAGS.values())
 
 _UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)\s*[\[(](?P<unit>[^\])]*)[\])]\s*$")
@@ -51,7 +53,9 @@ def is_canonical(name: str) -> bool:
 class ChannelMap:
     channels: dict[str, str]  # tag (or column) -> canonical channel (or raw:<tag>)
     findings: list[Finding] = field(default_factory=list)
-    conversions: dict[str, tuple[float, float]] = field(default_factory=dict)  # channel -> scale, offset
+    conversions: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # channel -> scale, offset
 
     def convert(self, long: pl.DataFrame) -> pl.DataFrame:
         """Apply the unit conversions to a long frame (time, channel, value, ...)."""
@@ -141,6 +145,11 @@ def _unit(result: ChannelMap, column: str, channel: str, unit: str, file: str | 
                 f"column {column!r} converted from {unit} to {canonical}",
                 file=file,
                 channel=channel,
-                details={"unit": unit, "canonical_unit": canonical, "scale": conversion[0], "offset": conversion[1]},
+                details={
+                    "unit": unit,
+                    "canonical_unit": canonical,
+                    "scale": conversion[0],
+                    "offset": conversion[1],
+                },
             )
         )

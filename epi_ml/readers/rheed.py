@@ -37,7 +37,8 @@ from epi_ml.readers.source import SourceText, load_text
 from epi_ml.readers.timestamps import DateOrder, check_timezone, localize, parse_times
 
 RECORDED_AT = re.compile(
-    r"recorded at\s+(?P<date>\d{4}-\d{2}-\d{2})[ T]+(?P<time>\d{1,2}:\d{2}:\d{2}(?:\.\d+)?)", re.IGNORECASE
+    r"recorded at\s+(?P<date>\d{4}-\d{2}-\d{2})[ T]+(?P<time>\d{1,2}:\d{2}:\d{2}(?:\.\d+)?)",
+    re.IGNORECASE,
 )
 NUMBER_START = re.compile(r"^\s*[-+]?(\d|\.\d)")
 TIME_UNIT = re.compile(r"[\[(]\s*(?P<unit>ms|s|sec|min)\s*[\])]", re.IGNORECASE)
@@ -67,7 +68,9 @@ class RheedTrace:
         window = window or self.windows[0]
         start = pl.lit(self.started_at).cast(SENSOR_SCHEMA["time"])
         return self.frame.select(
-            (start + pl.duration(microseconds=(pl.col("time_s") * 1e6).round().cast(pl.Int64))).alias("time"),
+            (
+                start + pl.duration(microseconds=(pl.col("time_s") * 1e6).round().cast(pl.Int64))
+            ).alias("time"),
             pl.lit(channel).alias("channel"),
             pl.col(window).alias("value"),
         ).drop_nulls("value")
@@ -93,17 +96,29 @@ def read_rheed_export(
     header = head[header_at - 1] if header_at else ""
     blank_aligned = bool(header) and not any(s in header for s in ("\t", ",", ";"))
     separator = " " if blank_aligned or not header else sniff_separator(head[header_at - 1 :])
-    first_fields = head[first_row - 1].split() if separator == " " else split_header(head[first_row - 1], separator)
+    first_fields = (
+        head[first_row - 1].split()
+        if separator == " "
+        else split_header(head[first_row - 1], separator)
+    )
     names, time_label = _names(header, separator, len(first_fields), source, findings, header_at)
     if len(names) < 2:
-        findings.append(_error(source, "no_intensity_columns", "the rows hold a single column: no intensity next to the time"))
+        findings.append(
+            _error(
+                source,
+                "no_intensity_columns",
+                "the rows hold a single column: no intensity next to the time",
+            )
+        )
         return RheedTrace(empty, started_at, findings, path)
     if separator == " ":
         fields = split_whitespace(source, first_line=first_row, names=names)
     else:
         fields = split_fields(source, first_line=first_row, names=names, separator=separator)
     rows = fields.rows
-    time_s, started_at, time_problems, time_notes = _seconds(rows, time_label, started_at, tz, date_order, source)
+    time_s, started_at, time_problems, time_notes = _seconds(
+        rows, time_label, started_at, tz, date_order, source
+    )
     findings += time_notes
     windows, problems = {}, [fields.problems, time_problems]
     keep = time_s.is_not_null()
@@ -113,11 +128,15 @@ def read_rheed_export(
         problems.append(bad)
     found = mark_truncated(combine(*problems), source.last_line, source.ends_with_newline)
     findings += line_findings(found, file=str(path))
-    frame = pl.DataFrame({"line": rows.get_column("line"), "time_s": time_s, **windows}).filter(keep)
+    frame = pl.DataFrame({"line": rows.get_column("line"), "time_s": time_s, **windows}).filter(
+        keep
+    )
     if frame.is_empty():
         findings.append(_error(source, "no_rows", "no row with a readable time"))
     elif names[1:]:
-        samples = frame.select("line", pl.col("time_s").alias("time"), pl.col(names[1]).alias("value"))
+        samples = frame.select(
+            "line", pl.col("time_s").alias("time"), pl.col(names[1]).alias("value")
+        )
         findings += order_findings(samples, file=str(path))
     return RheedTrace(frame.drop("line"), started_at, findings, path)
 
@@ -147,11 +166,20 @@ def _layout(head: list[str]) -> tuple[int | None, int | None]:
 
 
 def _names(
-    header: str, separator: str, width: int, source: SourceText, findings: list[Finding], line: int | None
+    header: str,
+    separator: str,
+    width: int,
+    source: SourceText,
+    findings: list[Finding],
+    line: int | None,
 ) -> tuple[list[str], str]:
     """Column names (the first is always `time_s`) and the header's own label of the time column."""
     if header:
-        raw = re.split(r"\s{2,}|\t", header.strip()) if separator == " " else split_header(header, separator)
+        raw = (
+            re.split(r"\s{2,}|\t", header.strip())
+            if separator == " "
+            else split_header(header, separator)
+        )
         raw = [name.strip() for name in raw if name.strip()]
         if len(raw) == width:
             names, _ = unique_names(["time_s", *raw[1:]])
@@ -184,13 +212,24 @@ def _seconds(
         unit = TIME_UNIT.search(label)
         scale = SECONDS_PER[unit.group("unit").lower()] if unit else 1.0
         return numbers * scale, started_at, bad, []
-    parsed = parse_times(rows.get_column("time_s"), tz=tz, date_order=date_order, file=str(source.path))
+    parsed = parse_times(
+        rows.get_column("time_s"), tz=tz, date_order=date_order, file=str(source.path)
+    )
     first = parsed.utc.drop_nulls().head(1)
     start = started_at or (first.item() if len(first) else None)
     origin = pl.lit(start, dtype=parsed.utc.dtype)
-    seconds = parsed.utc.to_frame("t").select((pl.col("t") - origin).dt.total_microseconds() / 1e6).to_series()
+    seconds = (
+        parsed.utc.to_frame("t")
+        .select((pl.col("t") - origin).dt.total_microseconds() / 1e6)
+        .to_series()
+    )
     return seconds.alias("time_s"), start, row_problems(rows, parsed.reason, ","), parsed.findings
 
 
 def _error(source: SourceText, code: str, message: str) -> Finding:
-    return source.finding(code, Severity.ERROR, message, "Export the intensity trace again (time + intensity columns).")
+    return source.finding(
+        code,
+        Severity.ERROR,
+        message,
+        "Export the intensity trace again (time + intensity columns).",
+    )

@@ -142,9 +142,11 @@ def decode(raw: bytes, source: SourceText) -> tuple[str | None, bytes | None, li
             source.finding(
                 "nul_padding",
                 Severity.WARNING,
-                f"the file ends in {len(raw) - len(padded)} NUL bytes, as a logger killed mid-write "
+                f"the file ends in {len(raw) - len(padded)} NUL bytes, as a logger killed "
+                "mid-write "
                 "(power cut, crash) leaves it; they were ignored",
-                "Check that the tool logged normally after that moment; the data before it is kept.",
+                "Check that the tool logged normally after that moment; the data before it is "
+                "kept.",
             )
         )
         raw = padded

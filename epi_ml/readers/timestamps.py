@@ -34,7 +34,9 @@ class TimeFormat:
 DAY_FIRST = TimeFormat("DD/MM/YYYY hh:mm:ss[.fff]", "%d/%m/%Y %H:%M:%S%.f")
 MONTH_FIRST = TimeFormat("MM/DD/YYYY hh:mm:ss[.fff]", "%m/%d/%Y %H:%M:%S%.f")
 ISO = TimeFormat("ISO 8601 YYYY-MM-DDThh:mm:ss[.fff]", "%Y-%m-%dT%H:%M:%S%.f")
-ISO_ZONED = TimeFormat("ISO 8601 with zone, YYYY-MM-DDThh:mm:ss[.fff]+hh:mm", "%Y-%m-%dT%H:%M:%S%.f%#z", True)
+ISO_ZONED = TimeFormat(
+    "ISO 8601 with zone, YYYY-MM-DDThh:mm:ss[.fff]+hh:mm", "%Y-%m-%dT%H:%M:%S%.f%#z", True
+)
 ISO_SPACE = TimeFormat("YYYY-MM-DD hh:mm:ss[.fff]", "%Y-%m-%d %H:%M:%S%.f")
 ISO_SPACE_ZONED = TimeFormat("YYYY-MM-DD hh:mm:ss[.fff]+hh:mm", "%Y-%m-%d %H:%M:%S%.f%#z", True)
 DOTTED = TimeFormat("DD.MM.YYYY hh:mm:ss[.fff]", "%d.%m.%Y %H:%M:%S%.f")
@@ -67,7 +69,7 @@ class ParsedTimes:
 
 
 def check_timezone(tz: str) -> None:
-    """Raise a clear ValueError for a zone name that does not exist (a caller error, not bad data)."""
+    """A clear ValueError for a zone name that does not exist (a caller error, not bad data)."""
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
@@ -181,7 +183,11 @@ def _day_first_fixed_width(texts: pl.Series) -> pl.Series:
     _, offsets_buffer, data_buffer = array.buffers()
     n = len(array)
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(data_buffer, dtype=np.uint8)
+        if data_buffer is not None
+        else np.zeros(0, np.uint8)
+    )
     fixed = np.diff(offsets) == FIXED_WIDTH
     if array.null_count:
         fixed &= ~np.asarray(array.is_null())
@@ -207,8 +213,13 @@ def _day_first_fixed_width(texts: pl.Series) -> pl.Series:
     month_days = DAYS_IN_MONTH[np.clip(month, 1, 12) - 1] + ((month == 2) & leap)
     valid = (
         layout
-        & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
-        & (hour < 24) & (minute < 60) & (second < 61)
+        & (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= month_days)
+        & (hour < 24)
+        & (minute < 60)
+        & (second < 61)
     )
     seconds = _days_since_epoch(year, month, day) * 86_400 + (hour * 60 + minute) * 60 + second
     micros = seconds.astype(np.int64) * 1_000_000 + milli * 1000
@@ -220,7 +231,9 @@ def _day_first_fixed_width(texts: pl.Series) -> pl.Series:
     if not other.any():
         return result
     at = other.arg_true()
-    return result.scatter(at, texts.gather(at).str.strptime(pl.Datetime("us"), DAY_FIRST.pattern, strict=False))
+    return result.scatter(
+        at, texts.gather(at).str.strptime(pl.Datetime("us"), DAY_FIRST.pattern, strict=False)
+    )
 
 
 def _days_since_epoch(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -335,7 +348,8 @@ def _order_inferred(fmt: TimeFormat, why: str, where: dict) -> Finding:
         "date_order_inferred",
         Severity.INFO,
         f"slashed dates read as {fmt.label} ({why})",
-        hint="Pass date_order='dmy' or 'mdy' to state it; ISO dates (YYYY-MM-DD) avoid the question.",
+        hint="Pass date_order='dmy' or 'mdy' to state it; ISO dates (YYYY-MM-DD) avoid the "
+        "question.",
         **where,
     )
 
@@ -356,3 +370,51 @@ def _second_chance(
     rows = failing.arg_true()
     retried = _strptime(texts.gather(rows).str.strip_chars(STRIP), fmt)
     return parsed.scatter(rows, retried)
+
+
+def parse_time_column(
+    column: pl.Series,
+    *,
+    tz: str = "UTC",
+    date_order: DateOrder | None = None,
+    file: str | None = None,
+) -> ParsedTimes:
+    """A table's time column, whatever its type: datetimes (naive ones are in `tz`), dates, epoch
+    numbers (unit from their size) or text (parse_times). Small numbers are relative seconds,
+    which cannot be placed in time: an ERROR `relative_time`."""
+    if isinstance(column.dtype, pl.Datetime):
+        naive = column.dtype.time_zone is None
+        times = column.cast(pl.Datetime("us", column.dtype.time_zone))
+        utc = localize(times, tz) if naive else times.dt.convert_time_zone("UTC")
+        return ParsedTimes(utc.cast(TIME_TYPE), _reasons(utc, "no time"), None)
+    if column.dtype == pl.Date:
+        utc = localize(column.cast(pl.Datetime("us")), tz)
+        return ParsedTimes(utc.cast(TIME_TYPE), _reasons(utc, "no time"), None)
+    numbers = column.cast(pl.Float64, strict=False)
+    if numbers.null_count() == column.null_count() < len(column):
+        utc, unit = epoch_to_utc(numbers)
+        if utc is None:
+            finding = Finding(
+                "relative_time",
+                Severity.ERROR,
+                f"the time column holds small numbers ({numbers.min():g} .. {numbers.max():g}), "
+                "not dates or epoch times, so the samples cannot be placed in time",
+                hint="Export absolute times (ISO 8601 or epoch seconds), or the start time with "
+                "them.",
+                file=file,
+            )
+            nothing = pl.Series([None] * len(column), dtype=TIME_TYPE)
+            return ParsedTimes(nothing, _reasons(nothing, "no time"), None, [finding])
+        notes = []
+        if unit != "seconds":
+            notes.append(
+                Finding("epoch_unit", Severity.INFO, f"times read as epoch {unit} (from their size)", file=file)
+            )
+        return ParsedTimes(utc.cast(TIME_TYPE), _reasons(utc, "time is not a number"), None, notes)
+    return parse_times(column.cast(pl.String), tz=tz, date_order=date_order, file=file)
+
+
+def _reasons(values: pl.Series, reason: str) -> pl.Series:
+    return pl.select(
+        pl.when(values.is_null()).then(pl.lit(reason)).otherwise(pl.lit(None, dtype=pl.String))
+    ).to_series()

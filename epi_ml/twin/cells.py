@@ -90,10 +90,15 @@ def heater_trace(
     return working, closed_loop_response(working, heater, dt)
 
 
-def alpha_pulse(t: Array, at: float, tau: float) -> Array:
-    """(t/τ)·e^(1 - t/τ) after `at`: a transient that peaks at 1 after τ and dies out."""
-    x = np.clip((t - at) / tau, 0.0, None)
-    return np.where(t >= at, x * np.exp(1.0 - x), 0.0)
+PULSE_SPAN = 12.0  # an alpha pulse is negligible (< 1e-4) after this many time constants
+
+
+def add_alpha_pulse(out: Array, t: Array, at: float, tau: float, height: float) -> None:
+    """Add height·(x)·e^(1 - x), x = (t - at)/τ, to `out` in place: a transient that peaks at
+    `height` τ after `at` and dies out (only the span where it matters is computed)."""
+    i0, i1 = np.searchsorted(t, [at, at + PULSE_SPAN * tau])
+    x = (t[i0:i1] - at) / tau
+    out[i0:i1] += height * x * np.exp(1.0 - x)
 
 
 def shutter_dip(t: Array, opens: Sequence[float], closes: Sequence[float], cell: CellSpec) -> Array:
@@ -102,9 +107,9 @@ def shutter_dip(t: Array, opens: Sequence[float], closes: Sequence[float], cell:
     out = np.zeros(len(t))
     tau = 12.0
     for at in opens:
-        out -= cell.shutter_dip_c * alpha_pulse(t, at, tau)
+        add_alpha_pulse(out, t, at, tau, -cell.shutter_dip_c)
     for at in closes:
-        out += cell.shutter_dip_c * alpha_pulse(t, at, tau)
+        add_alpha_pulse(out, t, at, tau, cell.shutter_dip_c)
     return out
 
 

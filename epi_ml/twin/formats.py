@@ -193,8 +193,11 @@ def epic_rows(epoch_ms: NDArray[np.int64], values: NDArray[np.float64], fmt: Val
     entries, lengths = value_entries(values, fmt)
     buf["entry"] = entries
     width = TIMESTAMP_WIDTH + ENTRY_WIDTH
+    rows = buf.view(np.uint8).reshape(n, width)
+    if lengths.min() == lengths.max():  # common (a set point, a 3-digit temperature): no packing
+        return rows[:, : TIMESTAMP_WIDTH + int(lengths[0])].tobytes()
     keep = np.arange(width)[None, :] < (TIMESTAMP_WIDTH + lengths)[:, None]
-    return buf.view(np.uint8).reshape(n, width)[keep].tobytes()
+    return rows[keep].tobytes()
 
 
 def epic_timestamp(moment: datetime) -> str:

@@ -36,14 +36,18 @@ EVENT_FILES = {"shutters.txt", "messages.txt", "fitting.txt"}
 TARGET_RATIO = 0.5
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    run()  # warm-up: file cache, lazy imports, polars thread pool
-    times = []
+def interleaved(repeat: int, runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Best time of each run over `repeat` rounds, the runs taking turns within each round, so
+    that a busy spell of this shared machine slows all of them alike."""
+    for run in runs.values():
+        run()  # warm-up: file cache, lazy imports, polars thread pool
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def damaged_copy(day: Path, into: Path, share: float = 0.001) -> None:
@@ -76,17 +80,21 @@ def main() -> int:
                 pl.read_csv(path, skip_rows=2).write_parquet(tmp_path / f"{i}.parquet")
 
         rows = read_epic_day(day, tz="Europe/Berlin").sensors.height
-        t_raw = best_of(args.repeat, baseline)
-        t_day = best_of(args.repeat, lambda: read_epic_day(day, tz="Europe/Berlin"))
-        t_seq = best_of(
-            args.repeat, lambda: [read_epic_channel(p, tz="Europe/Berlin") for p in logs]
-        )
         damaged = tmp_path / "damaged"
         damaged.mkdir()
         damaged_copy(day, damaged)
         damaged_day = read_epic_day(damaged, tz="Europe/Berlin")
         bad_lines = sum(f.count for f in damaged_day.findings if f.code == "unparseable_line")
-        t_bad = best_of(args.repeat, lambda: read_epic_day(damaged, tz="Europe/Berlin"))
+        best = interleaved(
+            args.repeat,
+            {
+                "raw": baseline,
+                "day": lambda: read_epic_day(day, tz="Europe/Berlin"),
+                "seq": lambda: [read_epic_channel(p, tz="Europe/Berlin") for p in logs],
+                "bad": lambda: read_epic_day(damaged, tz="Europe/Berlin"),
+            },
+        )
+        t_raw, t_day, t_seq, t_bad = best["raw"], best["day"], best["seq"], best["bad"]
 
     def rates(seconds: float) -> str:
         per_s = f"{rows / seconds / 1e6:6.2f} M rows/s  {megabytes / seconds:7.1f} MB/s"

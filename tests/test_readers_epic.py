@@ -117,6 +117,7 @@ def test_header_naming_the_wrong_tag_is_a_warning_and_the_file_name_wins(day) ->
     assert len(mismatch) == 1
     assert mismatch[0].severity is Severity.WARNING
     assert Path(mismatch[0].file).name == "Pyro.PID.MV.txt" and "Sub.PID.MV" in mismatch[0].message
+    assert mismatch[0].channel == "sub.T_pyro" and mismatch[0].details["tag"] == "Pyro.PID.MV"
     # both logs are kept, under different channels
     assert values(day, "sub.T_pyro").len() == values(day, "sub.T").len() == 1758
 

@@ -147,3 +147,14 @@ def test_unknown_zone_is_a_caller_error() -> None:
     check_timezone("Europe/Berlin")
     with pytest.raises(ValueError, match="IANA"):
         check_timezone("CEST")
+
+
+def test_constant_offset_shortcut_matches_polars_zone_conversion() -> None:
+    naive = pl.datetime_range(
+        datetime(2023, 6, 12), datetime(2023, 6, 13), "7m", time_unit="us", eager=True
+    )
+    expected = naive.dt.replace_time_zone("Europe/Berlin").dt.convert_time_zone("UTC")
+    assert localize(naive, "Europe/Berlin").equals(expected)
+    assert localize(naive, "Asia/Kolkata").equals(
+        naive.dt.replace_time_zone("Asia/Kolkata").dt.convert_time_zone("UTC")
+    )

@@ -33,7 +33,8 @@ from epi_ml.readers.source import SourceText, load_text
 from epi_ml.readers.timestamps import check_timezone, localize
 
 FILE_NAME = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:_(?P<time>\d{2}-\d{2}-\d{2}))?(?:_.*)?_(?P<cell>[A-Za-z][A-Za-z0-9]*)\.\w+$"
+    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:_(?P<time>\d{2}-\d{2}-\d{2}))?"
+    r"(?:_.*)?_(?P<cell>[A-Za-z][A-Za-z0-9]*)\.\w+$"
 )
 COLUMN_ROLES = {
     "bfm.p": "bep",

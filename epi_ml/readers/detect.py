@@ -9,6 +9,7 @@ import polars as pl
 
 from epi_ml.readers.calibration import FILE_NAME as CALIBRATION_NAME
 from epi_ml.readers.delimited import sniff_separator, split_header
+from epi_ml.readers.naming import is_canonical
 from epi_ml.readers.source import UTF8_BOM, UTF16_BOMS
 from epi_ml.readers.tables import PARQUET_SUFFIXES, find_time_column
 
@@ -31,6 +32,7 @@ EPIC_TITLES = (
     ("Fitting Config", "epic_fitting"),
 )
 EPIC_ROW = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}(\.\d+)?[,;\t][^,;\t]*$")
+# A RHEED export's intensity columns (a canonical channel like RHEED.I makes it a wide sensor file).
 INTENSITY_NAME = re.compile(r"intensity|sensor|window|spec|rheed|^i\d*$", re.IGNORECASE)
 # What a file that says nothing by its content is, by its name (the reader then reports why).
 BY_SUFFIX = {".csv": "wide_csv", ".asc": "rheed", ".parquet": "wide_parquet", ".pq": "wide_parquet"}
@@ -123,10 +125,9 @@ def _by_content(lines: list[str], path: Path) -> str | None:
         return "calibration"  # a calibration file without header
     time_column = find_time_column(header)
     if time_column is not None:
-        others = [n for n in names if n != time_column.lower()]
-        if path.suffix.lower() == ".asc" or (
-            others and all(INTENSITY_NAME.search(n) for n in others)
-        ):
-            return "rheed"
-        return "wide_csv"
+        others = [n.strip() for n in header if n != time_column]
+        intensities = others and all(
+            INTENSITY_NAME.search(n) and not is_canonical(n) for n in others
+        )
+        return "rheed" if path.suffix.lower() == ".asc" or intensities else "wide_csv"
     return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -175,7 +175,8 @@ def read_epic_day(
         )
         name = names.channels[channel.tag]
         day.tags[channel.tag] = name
-        day.findings += channel.findings + names.findings
+        day.findings += [_under_channel(f, channel.tag, name) for f in channel.findings]
+        day.findings += names.findings
         day.files.append(channel.path)  # type: ignore[arg-type]
         frames.append(channel.frame.select("time", pl.lit(name).alias("channel"), "value"))
     day.findings += _shared_channels(channels, day.tags)
@@ -253,6 +254,14 @@ def _choose_tag(
         )
     )
     return tag, notes
+
+
+def _under_channel(finding: Finding, tag: str, channel: str) -> Finding:
+    """A channel log's finding named after the canonical channel (as validation names them), the
+    EPIC tag kept in its details."""
+    if finding.channel != tag:
+        return finding
+    return replace(finding, channel=channel, details={**finding.details, "tag": tag})
 
 
 def _foreign_text_file(channel: EpicChannel, tag_map: Mapping[str, str]) -> bool:

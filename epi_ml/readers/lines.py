@@ -163,6 +163,8 @@ def order_findings(
         same_time = ~time.is_first_distinct()
     else:  # in time order (the normal case): repeats are neighbours
         same_time = time == time.shift(1)
+        if not same_time.any() and value.is_finite().all():
+            return []  # a clean file: nothing to point at
         repeated = same_time & (value == value.shift(1))
     masks = (
         back.fill_null(False),

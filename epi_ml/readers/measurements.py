@@ -60,7 +60,9 @@ def read_measurements(
     table, findings = load_table(path)
     if table is None:
         return ReadResult(_empty(), findings, path)
-    names, _ = unique_names([ALIASES.get(n.strip().lower(), n.strip().lower()) for n in table.names])
+    names, _ = unique_names(
+        [ALIASES.get(n.strip().lower(), n.strip().lower()) for n in table.names]
+    )
     absent = [n for n in REQUIRED if n not in names]
     if absent:
         message = (
@@ -83,7 +85,9 @@ def read_measurements(
         columns["uncertainty"], bad = to_float(rows, "uncertainty", what="uncertainty")
         problems.append(bad)
     if "measured_at" in names:
-        times = parse_time_column(typed.get_column("measured_at"), tz=tz, date_order=date_order, file=table.file)
+        times = parse_time_column(
+            typed.get_column("measured_at"), tz=tz, date_order=date_order, file=table.file
+        )
         findings += times.findings
         columns["measured_at"] = times.utc
         reason = times.reason.replace("no time", None).str.replace("^", "measured_at: ")

@@ -41,7 +41,9 @@ def read_messages(
         )
         return ReadResult(empty, [*findings, error], path)
     rows = table.rows
-    times = parse_time_column(rows.get_column(time_column), tz=tz, date_order=date_order, file=table.file)
+    times = parse_time_column(
+        rows.get_column(time_column), tz=tz, date_order=date_order, file=table.file
+    )
     findings += times.findings
     text_rows = rows.select("line", pl.exclude("line").cast(pl.String))
     found = combine(table.problems, row_problems(text_rows, times.reason, table.separator))

@@ -133,7 +133,7 @@ def read_rheed_export(
     )
     if frame.is_empty():
         findings.append(_error(source, "no_rows", "no row with a readable time"))
-    elif names[1:]:
+    else:
         samples = frame.select(
             "line", pl.col("time_s").alias("time"), pl.col(names[1]).alias("value")
         )
@@ -209,6 +209,13 @@ def _seconds(
     the recording start, or else the first of them, the origin."""
     numbers, bad = to_float(rows, "time_s", what="time", required=True)
     if numbers.null_count() <= len(numbers) // 2:
+        infinite = numbers.is_not_null() & ~numbers.is_finite()
+        if infinite.any():  # NaN or inf cannot be placed in time: the row goes
+            reason = pl.select(
+                pl.when(infinite).then(pl.lit("time is NaN or infinite"))
+            ).to_series()
+            bad = combine(bad, row_problems(rows, reason, ","))
+            numbers = numbers.set(infinite, None)
         unit = TIME_UNIT.search(label)
         scale = SECONDS_PER[unit.group("unit").lower()] if unit else 1.0
         return numbers * scale, started_at, bad, []

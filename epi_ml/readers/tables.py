@@ -20,7 +20,16 @@ from epi_ml.readers.source import SourceText, load_text
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HEADER_LINES_SEARCHED = 30
-TIME_COLUMN_NAMES = ("time", "timestamp", "datetime", "date_time", "date&time", "time_utc", "date", "t")
+TIME_COLUMN_NAMES = (
+    "time",
+    "timestamp",
+    "datetime",
+    "date_time",
+    "date&time",
+    "time_utc",
+    "date",
+    "t",
+)
 
 
 @dataclass
@@ -108,11 +117,13 @@ def _load_parquet(path: Path) -> tuple[Table | None, list[Finding]]:
         )
         return None, [error]
     names, _ = _names(frame.columns)
-    rows = frame.rename(dict(zip(frame.columns, names, strict=True))).with_row_index("line", offset=1)
+    rows = frame.rename(dict(zip(frame.columns, names, strict=True))).with_row_index(
+        "line", offset=1
+    )
     return Table(source, names, rows, no_problems()), []
 
 
 def _names(columns: list[str]) -> tuple[list[str], list[str]]:
-    """Unique column names; `line` is taken (the line number), so a column of that name is `line_2`."""
+    """Unique column names; `line` is taken (the line number): a column of that name is `line_2`."""
     names, repeated = unique_names(["line", *columns])
     return names[1:], [name for name in repeated if name != "line" or columns.count("line") > 1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 import numpy as np
@@ -22,6 +23,7 @@ from epi_ml.findings import Finding, Severity
 DateOrder = Literal["dmy", "mdy"]
 TIME_TYPE = pl.Datetime("us", "UTC")
 SAMPLE_SIZE = 1000  # rows tried per candidate format before parsing a whole column
+MAX_SPAN_CHECKED = timedelta(days=62)  # longer files go through polars' per-row zone conversion
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,12 @@ def parse_times(
         if note:
             findings.append(note)
     if fmt is None or parsed is None:
-        reason = pl.Series(["time is in no known format"] * len(texts), dtype=pl.String)
-        reason = pl.select(pl.when(present).then(reason).otherwise(pl.lit("no time"))).to_series()
-        return ParsedTimes(pl.Series([None] * len(texts), dtype=TIME_TYPE), reason, None, findings)
+        unknown = pl.lit("time is in no known format")
+        reason = present.to_frame("p").select(
+            pl.when("p").then(unknown).otherwise(pl.lit("no time"))
+        )
+        nothing = pl.Series([None] * len(texts), dtype=TIME_TYPE)
+        return ParsedTimes(nothing, reason.to_series(), None, findings)
 
     parsed = _second_chance(texts, present, parsed, fmt)
     utc = parsed.dt.convert_time_zone("UTC") if fmt.zoned else localize(parsed, tz)
@@ -133,6 +138,9 @@ def localize(naive: pl.Series, tz: str) -> pl.Series:
     of a spring-forward do not exist and become null."""
     if tz == "UTC":
         return naive.dt.replace_time_zone("UTC")
+    offset = _constant_offset(naive, tz)
+    if offset is not None:  # the common case: no clock change inside the file
+        return (naive - offset).dt.replace_time_zone("UTC")
     seen = pl.col("t").cum_max().shift(1)
     ambiguous = pl.when(pl.col("t") <= seen).then(pl.lit("latest")).otherwise(pl.lit("earliest"))
     return (
@@ -144,6 +152,23 @@ def localize(naive: pl.Series, tz: str) -> pl.Series:
         )
         .to_series()
     )
+
+
+def _constant_offset(naive: pl.Series, tz: str) -> timedelta | None:
+    """The UTC offset of `tz` if it is the same, and unambiguous, at every hour the times span
+    (checked on both sides of each hour: a clock change shows as two offsets); else None. Spares
+    polars' per-row zone conversion on the files of a normal day."""
+    first, last = naive.min(), naive.max()
+    if first is None or last - first > MAX_SPAN_CHECKED:  # type: ignore[operator]
+        return None
+    zone = zoneinfo.ZoneInfo(tz)
+    hour = first.replace(minute=0, second=0, microsecond=0)  # type: ignore[union-attr]
+    offsets = set()
+    while hour <= last + timedelta(hours=1):  # type: ignore[operator]
+        offsets.add(hour.replace(tzinfo=zone).utcoffset())
+        offsets.add(hour.replace(tzinfo=zone, fold=1).utcoffset())
+        hour += timedelta(hours=1)
+    return offsets.pop() if len(offsets) == 1 else None
 
 
 # Epoch numbers: the unit follows from the magnitude (seconds since 1970 are ~1.7e9 today).
@@ -325,7 +350,8 @@ def _settle_date_order(
     span_d, span_m = (p.max() - p.min() for p in (day_first, month_first))  # type: ignore[operator]
     if span_d != span_m:
         why = "the other order would spread the log over a much longer time"
-        chosen = (DAY_FIRST, day_first) if span_d < span_m else (MONTH_FIRST, month_first)  # type: ignore[operator]
+        shorter = span_d < span_m  # type: ignore[operator]
+        chosen = (DAY_FIRST, day_first) if shorter else (MONTH_FIRST, month_first)
         return (*chosen, _order_inferred(chosen[0], why, where))
     example = _example(texts, present, DAY_FIRST, failing=False)
     return (
@@ -408,7 +434,12 @@ def parse_time_column(
         notes = []
         if unit != "seconds":
             notes.append(
-                Finding("epoch_unit", Severity.INFO, f"times read as epoch {unit} (from their size)", file=file)
+                Finding(
+                    "epoch_unit",
+                    Severity.INFO,
+                    f"times read as epoch {unit} (from their size)",
+                    file=file,
+                )
             )
         return ParsedTimes(utc.cast(TIME_TYPE), _reasons(utc, "time is not a number"), None, notes)
     return parse_times(column.cast(pl.String), tz=tz, date_order=date_order, file=file)

@@ -53,26 +53,38 @@ def read_wide(
         return ReadResult(empty_sensor_frame(), [*findings, shape_error], path)
     assert time_column is not None
     rows = table.rows
-    times = parse_time_column(rows.get_column(time_column), tz=tz, date_order=date_order, file=table.file)
+    times = parse_time_column(
+        rows.get_column(time_column), tz=tz, date_order=date_order, file=table.file
+    )
     findings += times.findings
     if has_errors(times.findings):
         return ReadResult(empty_sensor_frame(), findings, path)
     value_columns, skipped = _numeric_columns(table, time_column)
     findings += skipped
-    decimal_comma = decimal_comma_used(rows, value_columns, table.separator) if table.unit == "line" else False
+    decimal_comma = (
+        decimal_comma_used(rows, value_columns, table.separator) if table.unit == "line" else False
+    )
     text_rows = rows.select("line", pl.exclude("line").cast(pl.String))
     if _is_long(value_columns):
-        long, cell_problems, naming = _long_input(table, times, value_columns, tag_map, decimal_comma)
+        long, cell_problems, naming = _long_input(
+            table, times, value_columns, tag_map, decimal_comma
+        )
     else:
-        long, cell_problems, naming = _wide_input(table, times, value_columns, tag_map, decimal_comma)
-    found = combine(table.problems, row_problems(text_rows, times.reason, table.separator), cell_problems)
+        long, cell_problems, naming = _wide_input(
+            table, times, value_columns, tag_map, decimal_comma
+        )
+    found = combine(
+        table.problems, row_problems(text_rows, times.reason, table.separator), cell_problems
+    )
     if table.unit == "line":
         found = mark_truncated(found, table.source.last_line, table.source.ends_with_newline)
     findings += naming.findings + line_findings(found, file=table.file, unit=table.unit)
     for (channel,), samples in long.group_by("channel", maintain_order=True):
         findings += order_findings(samples, file=table.file, channel=str(channel), unit=table.unit)
     if long.is_empty():
-        findings.append(_error(table, "no_rows", "no sample could be read (no row with a time and a number)"))
+        findings.append(
+            _error(table, "no_rows", "no sample could be read (no row with a time and a number)")
+        )
     sensors = long.select("time", "channel", "value").cast(SENSOR_SCHEMA)  # type: ignore[arg-type]
     return ReadResult(sensors, findings, path)
 
@@ -81,9 +93,13 @@ def _shape_error(table: Table, time_column: str | None) -> Finding | None:
     if time_column is None:
         shown = f"{table.names[:12]}{'...' if len(table.names) > 12 else ''}"
         expected = ", ".join(TIME_COLUMN_NAMES[:4])
-        return _error(table, "no_time_column", f"no time column among {shown}; expected one named {expected}")
+        return _error(
+            table, "no_time_column", f"no time column among {shown}; expected one named {expected}"
+        )
     if len(table.names) < 2:
-        return _error(table, "no_value_columns", f"only the time column {time_column!r}, no channel columns")
+        return _error(
+            table, "no_value_columns", f"only the time column {time_column!r}, no channel columns"
+        )
     return None
 
 
@@ -122,10 +138,13 @@ def _wide_input(
     good = times.reason.is_null()
     schema = table.rows.schema
     rows = table.rows.select(
-        "line", *(pl.col(c).cast(pl.Float64) if schema[c] == pl.Boolean else pl.col(c) for c in columns)
+        "line",
+        *(pl.col(c).cast(pl.Float64) if schema[c] == pl.Boolean else pl.col(c) for c in columns),
     )
     naming = map_tags(columns, tag_map, file=table.file, units_in_names=True)
-    long, bad = cells_to_long(rows.filter(good), times.utc.filter(good), naming.channels, decimal_comma=decimal_comma)
+    long, bad = cells_to_long(
+        rows.filter(good), times.utc.filter(good), naming.channels, decimal_comma=decimal_comma
+    )
     return naming.convert(long), bad, naming
 
 
@@ -152,7 +171,9 @@ def _long_input(
             "value": values,
         }
     ).drop_nulls(["channel", "value"])
-    no_channel = missing(rows.select("line", channel_col), channel_col, what="channel", separator=table.separator)
+    no_channel = missing(
+        rows.select("line", channel_col), channel_col, what="channel", separator=table.separator
+    )
     return long, combine(bad, no_channel), naming
 
 

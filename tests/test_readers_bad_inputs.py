@@ -252,7 +252,7 @@ def test_values_and_order_problems_are_kept_with_their_lines(tmp_path: Path) -> 
     values = channel.frame.get_column("value")
     assert values.is_nan().sum() == 1 and values.is_infinite().sum() == 1
     assert values.filter(values.is_finite()).max() == 9.9e9
-    non_finite = [f for f in channel.findings if f.code == "non_finite_value"]
+    non_finite = [f for f in channel.findings if f.code == "non_finite_line"]
     assert [f.line for f in non_finite] == [FIRST_ROW_LINE + 3, FIRST_ROW_LINE + 4]
     assert only(channel.findings, "repeated_line").line == FIRST_ROW_LINE + 8
     assert only(channel.findings, "time_steps_back").line == FIRST_ROW_LINE + 16

@@ -144,7 +144,7 @@ KEPT_ROW_REASONS: tuple[tuple[str, str], ...] = (
     ("time_steps_back", "time steps back from the line before"),
     ("repeated_line", "repeats an earlier line (same time and value)"),
     ("conflicting_line", "same time as an earlier line, another value"),
-    ("non_finite_value", "value is NaN or infinite"),
+    ("non_finite_line", "value is NaN or infinite"),
 )
 
 

@@ -107,6 +107,12 @@ def _format_value(value: float, fmt: ValueFormat) -> str:
     return f"{digits * 10.0 ** (decade - 3):.{max(3 - decade, 1)}f}"
 
 
+def _near_half(scaled: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Values whose rounding is a near tie: numpy rounds half to even on the scaled double, Python
+    rounds the exact binary value; these few go through Python formatting."""
+    return np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+
+
 def _codes(
     values: NDArray[np.float64], fmt: ValueFormat
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
@@ -115,27 +121,26 @@ def _codes(
     finite = np.isfinite(v)
     safe = np.where(finite, v, 0.0)
     if fmt == "fixed1":
-        code = np.rint(safe * 10).astype(np.int64)
-        outside = ~finite | (code < _FIXED1_MIN) | (code > _FIXED1_MAX)
+        scaled = safe * 10
+        code = np.rint(scaled).astype(np.int64)
+        outside = ~finite | (code < _FIXED1_MIN) | (code > _FIXED1_MAX) | _near_half(scaled)
         return np.clip(code, _FIXED1_MIN, _FIXED1_MAX) - _FIXED1_MIN, outside
     positive = safe > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         decade = np.floor(np.log10(np.where(positive, safe, 1.0))).astype(np.int64)
+    digits = 2 if fmt == "pressure" else 3  # after the first significant digit
+    scaled = safe / 10.0 ** (decade - digits)
+    mantissa = np.rint(scaled).astype(np.int64)
+    carry = mantissa >= 10 ** (digits + 1)
+    decade = decade + carry
+    mantissa = np.where(carry, 10**digits, mantissa)
+    tie = _near_half(scaled)
     if fmt == "pressure":
-        mantissa = np.rint(safe / 10.0 ** (decade - 2)).astype(np.int64)
-        carry = mantissa >= 1000
-        decade = decade + carry
-        mantissa = np.where(carry, 100, mantissa)
-        outside = ~finite | ~positive | (decade < -15) | (decade > -1)
+        outside = ~finite | ~positive | (decade < -15) | (decade > -1) | tie
         code = (np.clip(decade, -15, -1) + 15) * 900 + np.clip(mantissa, 100, 999) - 100
         return code, outside
-    # sig4
-    mantissa = np.rint(safe / 10.0 ** (decade - 3)).astype(np.int64)
-    carry = mantissa >= 10_000
-    decade = decade + carry
-    mantissa = np.where(carry, 1000, mantissa)
     zero = finite & (safe == 0.0)
-    outside = ~finite | (~positive & ~zero) | (positive & ((decade < -4) | (decade > 2)))
+    outside = ~finite | (~positive & ~zero) | (positive & ((decade < -4) | (decade > 2) | tie))
     code = np.where(zero, 0, (np.clip(decade, -4, 2) + 4) * 10_000 + np.clip(mantissa, 1000, 9999))
     return code, outside
 

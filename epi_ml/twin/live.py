@@ -25,7 +25,7 @@ from epi_ml.twin.campaign import FAULT_RATE, clean_json, run_truth
 from epi_ml.twin.measurements import measure_run
 from epi_ml.twin.recipe import Recipe, load_recipe
 from epi_ml.twin.run import RunTrace
-from epi_ml.twin.single import grow_one_run, tool_index
+from epi_ml.twin.single import as_utc, grow_one_run, tool_index
 from epi_ml.twin.state import ToolState
 from epi_ml.twin.writers import RunWriter, append_measurements, make_writer, write_calibration
 
@@ -99,7 +99,7 @@ def live_run(
         raise ValueError("live mode appends to epic or csv files (Parquet cannot be appended)")
     out = Path(out)
     the_recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    begin = (start or datetime.now(UTC)).astimezone(UTC)
+    begin = as_utc(start or datetime.now(UTC))
     begin = begin.replace(microsecond=begin.microsecond // 1000 * 1000)
     grown = grow_one_run(
         the_recipe, tool, seed, begin, next_run_id(out, tool, begin), fault_rate=fault_rate

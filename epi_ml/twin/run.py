@@ -41,8 +41,8 @@ Array = NDArray[np.float64]
 Events = list[tuple[float, str, bool]]
 SLOW_DT = 1.0
 OPEN_SHUTTER_POWER = 0.8  # % more power a cell needs while its shutter is open (no reflected heat)
-HOT_CELL_OUTGASSING = 0.03  # chamber pressure per Torr of cell BEP (walls hit by the beams)
-TRANSFER_BURST = 20.0  # main-chamber pressure factor when the gate valve opens for a transfer
+HOT_CELL_OUTGASSING = 0.005  # chamber pressure per Torr of hot-cell BEP (warm shrouds, shutters)
+TRANSFER_BURST = 4.0  # main-chamber pressure rise when the gate valve opens for a transfer
 FLUX_WANDER_PER_SQRT_H = 0.003  # slow drift of a cell's flux within a run
 
 
@@ -161,13 +161,13 @@ def _cells(
     for name, cell in spec.cells.items():
         opens, closes = plan.shutter_intervals(name)
         changes = plan.changes.get(name, [])
-        _, controlled = heater_trace(ts, changes, plan.initial[name], cell.heater)
+        working, controlled = heater_trace(ts, changes, plan.initial[name], cell.heater)
         controlled = controlled + shutter_dip(ts, opens, closes, cell)
         # the loop holds the reading; a drifting thermocouple moves the true temperature
         true_c = controlled - fault_effects.thermocouple_error(ts, faults, name)
         open_now = _shutter_state(ts, plan, name, events)
         slow[f"{name}.T"] = controlled
-        slow[f"{name}.T_set"] = step_series(ts, changes, plan.initial[name])
+        slow[f"{name}.T_set"] = working  # the controller's (ramped) set point
         slow[f"{name}.power"] = heater_power(
             true_c, cell.heater, SLOW_DT, OPEN_SHUTTER_POWER * open_now
         )
@@ -175,9 +175,9 @@ def _cells(
         if cell.lip_heater is not None and cell.lip_offset_c is not None:
             lip_changes = plan.changes.get(f"{name}.lip", [])
             lip_initial = plan.initial[f"{name}.lip"]
-            _, lip = heater_trace(ts, lip_changes, lip_initial, cell.lip_heater)
+            lip_working, lip = heater_trace(ts, lip_changes, lip_initial, cell.lip_heater)
             slow[f"{name}.T_lip"] = lip
-            slow[f"{name}.T_lip_set"] = step_series(ts, lip_changes, lip_initial)
+            slow[f"{name}.T_lip_set"] = lip_working
             slow[f"{name}.lip_power"] = heater_power(lip, cell.lip_heater, SLOW_DT)
             lip_f = np.interp(tf, ts, lip)
         melt = melt_temperature_c(np.interp(tf, ts, true_c), lip_f, cell)
@@ -213,13 +213,13 @@ def _substrate(
 ) -> tuple[Array, Array]:
     """Substrate heater, pyrometer and rotation; returns the true surface temperature and rpm."""
     changes = plan.changes.get("sub", [])
-    _, tc = heater_trace(ts, changes, plan.initial["sub"], spec.substrate)
+    working, tc = heater_trace(ts, changes, plan.initial["sub"], spec.substrate)
     true_tc = tc - fault_effects.thermocouple_error(ts, faults, "sub")
     surface = true_tc - (spec.tc_offset_c + spec.tc_offset_per_c * (true_tc - 200.0))
     rpm = rate_limited(ts, plan.changes.get("rpm", []), plan.initial["rpm"], ROTATION_RAMP_RPM_S)
     wobble = spec.pyro_wobble_c * np.sin(2 * np.pi * np.cumsum(rpm) * SLOW_DT / 60.0) * (rpm > 0.5)
     slow["sub.T"] = tc
-    slow["sub.T_set"] = step_series(ts, changes, plan.initial["sub"])
+    slow["sub.T_set"] = working
     slow["sub.power"] = heater_power(true_tc, spec.substrate, SLOW_DT)
     slow["sub.T_pyro"] = surface + spec.pyro_bias_c + wobble
     slow["sub.rpm"] = rpm
@@ -301,8 +301,8 @@ def _logged(
     value = clean * (1 + noise) if fmt == "pressure" else clean + noise
     if name == "sub.rpm":
         value = np.where(clean > 0.05, value, 0.0)  # a stopped manipulator reads exactly zero
-    elif name == "As.valve":
-        value = np.clip(value, 0.0, 100.0)
+    elif name == "As.valve" or name.endswith("power"):
+        value = np.clip(value, 0.0, 100.0)  # a valve position, a controller output
     elif name == "sub.T_pyro":
         value = np.maximum(value, spec.pyro_min_c)  # below its range it shows its low limit
     value = fault_effects.apply_logging_faults(log_t, value, name, faults)

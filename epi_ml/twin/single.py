@@ -26,6 +26,11 @@ class GrownRun:
     scans: list[CalibrationScan]  # the morning's calibration the run was planned with
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A datetime in UTC; a naive one is taken as UTC (the twin's clocks are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def tool_index(tool: str) -> int:
     """MBE1 -> 0, MBE2 -> 1, ...; other names get a stable index of their own."""
     match = re.fullmatch(r"MBE(\d+)", tool)
@@ -47,7 +52,7 @@ def grow_one_run(
     `faults` replaces the random draw (`fault_rate`); `deviate` forces or forbids a recipe
     deviation (None: the operator's own slip rate)."""
     the_recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    begin = (start or datetime(2026, 1, 5, 10, tzinfo=UTC)).astimezone(UTC)
+    begin = as_utc(start or datetime(2026, 1, 5, 10, tzinfo=UTC))
     index = tool_index(tool)
     spec = make_tool(tool, index, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 13, index]))

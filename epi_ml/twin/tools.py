@@ -304,7 +304,7 @@ def make_tool(name: str, index: int, seed: int) -> ToolSpec:
         pyro_bias_c=float(rng.normal(0, 3) if spread else 0.0),
         pyro_noise_c=float(rng.uniform(0.2, 0.5)),
         pyro_wobble_c=float(rng.uniform(0.3, 1.5)),
-        pyro_min_c=float(rng.choice([300.0, 350.0, 400.0])),
+        pyro_min_c=float(rng.choice([250.0, 275.0, 300.0])),
         as_valve_pct=tuple(p for p, _ in NOMINAL_AS_VALVE),
         as_valve_bep=tuple(
             b * as_scale * (1 + spread * 0.05 * rng.normal()) for _, b in NOMINAL_AS_VALVE

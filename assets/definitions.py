@@ -1,21 +1,41 @@
 """The Dagster code location of epi-ml (`dagster dev -m assets.definitions`)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
+from assets.growth_runs import RUN_ASSETS
+from assets.ingest import landed_files, measurements
 from assets.resources import EpiMlResource
 from assets.run import MAIN_JOB
 from assets.twin import twin_campaign
+from sensors.landing import GROWTH_RUN_JOB, LANDING_JOB, MEASUREMENTS_JOB, SENSORS
+
+# Steps are short and share one store: run them in the run's own process, one after the other.
+executor = dg.in_process_executor
 
 main_job = dg.define_asset_job(
     MAIN_JOB,
-    selection=dg.AssetSelection.all(),
-    description="Everything: the twin's campaign and what the pipeline builds from it.",
+    selection=dg.AssetSelection.assets(twin_campaign, landed_files, measurements),
+    executor_def=executor,
+    description="The twin's campaign into landing/, then everything that landed ingested.",
+)
+landing_job = dg.define_asset_job(
+    LANDING_JOB, selection=[landed_files], executor_def=executor,
+    description="Ingest what is ready in landing/ (the landing sensor launches it).",
+)  # fmt: skip
+measurements_job = dg.define_asset_job(
+    MEASUREMENTS_JOB, selection=[measurements], executor_def=executor,
+    description="Ingest measurement tables from landing/ (the measurement sensor launches it).",
+)  # fmt: skip
+growth_run_job = dg.define_asset_job(
+    GROWTH_RUN_JOB,
+    selection=dg.AssetSelection.assets(*RUN_ASSETS),
+    executor_def=executor,
+    description="One growth run: raw run -> sensor table -> validated run -> summary.",
 )
 
 defs = dg.Definitions(
-    assets=[twin_campaign],
-    jobs=[main_job],
+    assets=[twin_campaign, landed_files, measurements, *RUN_ASSETS],
+    jobs=[main_job, landing_job, measurements_job, growth_run_job],
+    sensors=SENSORS,
     resources={"epi_ml": EpiMlResource()},
 )

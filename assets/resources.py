@@ -7,6 +7,8 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import Engine
 
+from epi_ml.ingest.batch import open_context
+from epi_ml.ingest.files import IngestContext
 from epi_ml.settings import Settings, get_settings
 from epi_ml.store import Lake, engine_for
 
@@ -33,3 +35,7 @@ class EpiMlResource(dg.ConfigurableResource):
     @property
     def lake(self) -> Lake:
         return Lake(self.settings().lake_dir)
+
+    def ingest_context(self) -> IngestContext:
+        """Home, store (migrated to head) and tools.yaml, as epi-ml ingest uses them."""
+        return open_context(self.settings())

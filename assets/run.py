@@ -1,5 +1,9 @@
-"""Run the main job in-process against the Dagster instance under DAGSTER_HOME, so that the runs
-`epi-ml pipeline` makes show up in the Dagster UI exactly like runs launched there."""
+"""`epi-ml pipeline`: everything pending, in-process, on the Dagster instance under DAGSTER_HOME,
+so that its runs show in the Dagster UI exactly like the runs the sensors launch there.
+
+First the main job (the twin's campaign when it has never been made, then the ingest of
+landing/), then one run of the growth_run job per pending growth run partition.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,48 @@ MAIN_JOB = "main"
 
 def run_pipeline(instance: dg.DagsterInstance | None = None) -> Iterator[str]:
     from assets.definitions import defs
+    from assets.growth_runs import CHECK_ERRORS
+    from assets.resources import EpiMlResource
+    from epi_ml.ingest.run_stages import pending_run_ids
 
     instance = instance or dg.DagsterInstance.get()
-    job = defs.resolve_job_def(MAIN_JOB)
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    main = defs.resolve_job_def(MAIN_JOB)
+    twin_made = instance.get_latest_materialization_event(dg.AssetKey("twin_campaign")) is not None
+    selection = [dg.AssetKey("landed_files"), dg.AssetKey("measurements")]
+    if not twin_made:
+        selection.insert(0, dg.AssetKey("twin_campaign"))
+    result = main.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
+    yield from _materialized(result)
+    if not result.success:
+        raise RuntimeError(f"pipeline run {result.run_id} failed: {_failures(result)}")
+
+    job = defs.resolve_job_def("growth_run")
+    failed, quarantined, built = [], [], 0
+    for run_id in pending_run_ids(EpiMlResource().ingest_context()):
+        done = job.execute_in_process(instance=instance, partition_key=run_id, raise_on_error=False)
+        errors = [
+            e for e in done.get_asset_check_evaluations()
+            if e.check_name == CHECK_ERRORS and not e.passed
+        ]  # fmt: skip
+        if errors:
+            quarantined.append(run_id)
+            yield f"quarantined {run_id}: {errors[0].description or 'errors found'}"
+        elif not done.success:
+            failed.append(run_id)
+            yield f"FAILED {run_id}: {_failures(done)}"
+        else:
+            built += 1
+            yield f"built {run_id}"
+    yield f"growth runs: {built} built, {len(quarantined)} quarantined, {len(failed)} failed"
+    if failed:
+        raise RuntimeError(f"{len(failed)} growth run(s) failed: {', '.join(failed)}")
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> Iterator[str]:
     for materialization in result.get_asset_materialization_events():
         key = materialization.asset_key
         yield f"materialized {key.to_user_string() if key else materialization.step_key}"
-    if not result.success:
-        failures = [e.message or "" for e in result.all_events if e.is_failure]
-        raise RuntimeError(f"pipeline run {result.run_id} failed: " + "; ".join(failures)[:2000])
-    yield f"run {result.run_id} succeeded"
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> str:
+    return "; ".join(e.message or "" for e in result.all_events if e.is_failure)[:2000]

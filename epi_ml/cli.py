@@ -92,6 +92,7 @@ def db_current() -> None:
 # feature commands register here (one line per capability module)
 _FEATURES: list[str] = ["assets.cli", "dashboard.cli"]
 _FEATURES.append("epi_ml.twin.cli")  # simulate, live: the digital twin
+_FEATURES.append("epi_ml.ingest.cli")  # ingest: files into the store, runs built
 
 
 def _register_features() -> None:

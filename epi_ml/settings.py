@@ -6,6 +6,7 @@
 | EPI_ML_DATABASE_URL   | sqlite:///<EPI_ML_HOME>/epi-ml.db        |
 | DAGSTER_HOME          | <EPI_ML_HOME>/dagster                    |
 | EPI_ML_DEVICE         | auto (cuda when available, else cpu)     |
+| EPI_ML_LANDING_SETTLE_S | 30 (seconds a landed file must be quiet) |
 | EPI_ML_DASH_USER      | (unset: writes need it when exposed)     |
 | EPI_ML_DASH_PASSWORD  | (unset)                                  |
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
         default=Path(""), validation_alias="DAGSTER_HOME", description="Dagster instance folder"
     )
     device: str = Field(default="auto", description="torch device: auto, cpu, cuda, cuda:1")
+    landing_settle_s: float = Field(
+        default=30.0, ge=0, description="a landed file is ingested once unchanged this long"
+    )
     dash_user: str | None = None
     dash_password: SecretStr | None = None
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from epi_ml.cli import app
 from epi_ml.settings import Settings
+from epi_ml.store import head_revision
 
 runner = CliRunner()
 
@@ -55,9 +56,12 @@ def test_settings_read_the_environment(monkeypatch, tmp_path: Path) -> None:  # 
 
 
 def test_db_downgrade_and_upgrade_from_the_cli(isolated_home: Path) -> None:
+    head = head_revision()
     assert runner.invoke(app, ["init"]).exit_code == 0
-    assert "store: 0001" in runner.invoke(app, ["db", "current"]).output
+    assert f"store: {head}" in runner.invoke(app, ["db", "current"]).output
+    assert runner.invoke(app, ["db", "downgrade", "--", "-1"]).exit_code == 0
+    assert f"store: {head}" not in runner.invoke(app, ["db", "current"]).output
     assert runner.invoke(app, ["db", "downgrade", "base"]).exit_code == 0
     assert "store: empty" in runner.invoke(app, ["db", "current"]).output
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    assert "store: 0001" in runner.invoke(app, ["db", "current"]).output
+    assert f"store: {head}" in runner.invoke(app, ["db", "current"]).output

@@ -441,7 +441,7 @@ def test_pressure_in_pascal() -> None:
 def test_limits_override_one_channel_only() -> None:
     limits = DEFAULT_LIMITS.with_channel("P.main", operating_max=1e-6)
     assert limits.for_channel("P.main").operating_max == 1e-6
-    assert limits.for_channel("P.main").over_range_code == 9.0e9  # kept from the default
+    assert limits.for_channel("P.main").over_range_code == 1000.0  # kept from the default
     assert limits.for_channel("P.chamber").operating_max == 1e-4
     assert limits.for_channel("raw:Foo") is None
 

@@ -8,7 +8,9 @@ never leaves a partial archive entry.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class ArchivedFile:
     path: Path  # where the bytes are kept
     size_bytes: int
     already_there: bool
+    prefix_sha256: str | None = None  # hash of the first `prefix_bytes` bytes, when asked for
 
 
 class Archive:
@@ -52,3 +55,39 @@ class Archive:
             return ArchivedFile(sha256, kept[0], size, already_there=True)
         atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
         return ArchivedFile(sha256, target, size, already_there=False)
+
+    def copy_in(self, source: Path, prefix_bytes: int | None = None) -> ArchivedFile:
+        """Copy `source` into the archive in one pass, hashing what is copied: a log the tool is
+        still appending to is archived as the bytes read, and those are the bytes the hash names.
+        `prefix_bytes`: also hash the first that many bytes (to tell an appended log from a
+        rewritten one)."""
+        source = Path(source)
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest, prefix = hashlib.sha256(), hashlib.sha256()
+        limit = prefix_bytes if prefix_bytes is not None else -1
+        fd, tmp_name = tempfile.mkstemp(prefix=".incoming.", suffix=".tmp", dir=self.root)
+        tmp, size = Path(tmp_name), 0
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
+                while chunk := src.read(CHUNK):
+                    if size < limit:
+                        prefix.update(chunk[: limit - size])
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            prefix_sha = prefix.hexdigest() if 0 <= limit <= size else None
+            target = self.path_for(sha256, source.name)
+            kept = [p for p in target.parent.glob("*") if not p.name.startswith(".")]
+            if kept:
+                tmp.unlink()
+                return ArchivedFile(sha256, kept[0], size, True, prefix_sha)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            return ArchivedFile(sha256, target, size, False, prefix_sha)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -61,6 +62,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# 64-bit ids for tables that grow by the million (SQLite auto-increments only INTEGER keys).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -141,13 +144,23 @@ class GrowthRun(Base):
     recipe_name: Mapped[str | None] = mapped_column(String(256))
     recipe_sha256: Mapped[str | None] = mapped_column(String(64))
     operator: Mapped[str | None] = mapped_column(String(128))
+    wafer: Mapped[str | None] = mapped_column(String(128))
     started_at: Mapped[datetime | None] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
-    # live -> landed -> ingested -> validated | quarantined
+    # What marked the run in the tool's logs: "recipe" (Run ... start/end messages) or
+    # "transfer" (wafer moved into / out of the growth chamber; layers from the shutter log).
+    segmented_by: Mapped[str] = mapped_column(String(16), default="recipe")
+    # live (growing, seen by the tailer) | open (no end in the logs yet) | landed (complete,
+    # waiting for its partition) | ingested (sensor table written) | validated | quarantined
     status: Mapped[str] = mapped_column(String(32), default="landed", index=True)
+    # Hash of the run's inputs (files and segmentation) now, and of those its partition was last
+    # materialized from: when they differ the run is pending.
+    input_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    ingested_fingerprint: Mapped[str | None] = mapped_column(String(64))
     lake_path: Mapped[str | None] = mapped_column(String(1024))  # folder of the run in the lake
     n_errors: Mapped[int] = mapped_column(Integer, default=0)
     n_warnings: Mapped[int] = mapped_column(Integer, default=0)
+    findings: Mapped[list[Any]] = mapped_column(default=list)  # most severe first (Finding.to_dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -164,7 +177,10 @@ class Layer(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("growth_runs.id", ondelete="CASCADE"), index=True)
     index: Mapped[int] = mapped_column(Integer)  # 1-based position in the recipe
+    kind: Mapped[str] = mapped_column(String(16), default="layer")  # layer | interrupt
     material: Mapped[str] = mapped_column(String(64))  # GaAs, AlGaAs, InGaAs, AlAs, interrupt
+    label: Mapped[str | None] = mapped_column(String(128))
+    open_sources: Mapped[list[Any]] = mapped_column(default=list)  # shutters open: ["Ga", "As"]
     target_thickness_nm: Mapped[float | None] = mapped_column(Float)
     target_composition: Mapped[float | None] = mapped_column(Float)  # x of AlxGa1-xAs, InxGa1-xAs
     started_at: Mapped[datetime | None]
@@ -193,21 +209,61 @@ class Measurement(Base):
 # ---------------------------------------------------------------------------------------------
 # Ingest
 class IngestEvent(Base):
-    """One file received. The same bytes (content hash) twice is a no-op, so the hash is unique."""
+    """One distinct content received. The same bytes (content hash) twice is a no-op, so the hash
+    is unique; where the bytes were seen is in `file_sightings`."""
 
     __tablename__ = "ingest_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    original_path: Mapped[str] = mapped_column(String(2048))
+    original_path: Mapped[str] = mapped_column(String(2048))  # where it was first seen
     archive_path: Mapped[str] = mapped_column(String(2048))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(32))  # epic_channel, wide_csv, calibration, ...
-    # accepted | accepted_with_warnings | quarantined
+    # What the content is: sensors, shutters, messages, fitting, calibration, rheed, measurements,
+    # recipe; "" when it could not be read.
+    kind: Mapped[str] = mapped_column(String(32), default="", index=True)
+    # accepted | accepted_with_warnings | quarantined | skipped
     status: Mapped[str] = mapped_column(String(32), index=True)
     findings: Mapped[list[Any]] = mapped_column(default=list)  # Finding.to_dict() entries
-    tool_id: Mapped[str | None] = mapped_column(ForeignKey("tools.id"))
-    run_id: Mapped[str | None] = mapped_column(ForeignKey("growth_runs.id"), index=True)
+    tool_id: Mapped[str | None] = mapped_column(ForeignKey("tools.id"), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)  # a run the file names
+    time_start: Mapped[datetime | None]  # first and last sample time of the content (UTC)
+    time_end: Mapped[datetime | None]
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    channels: Mapped[list[Any]] = mapped_column(default=list)  # canonical channels it holds
+    lake_path: Mapped[str | None] = mapped_column(String(2048))  # the content as read (Parquet)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FileSighting(Base):
+    """A path where the bytes of an ingest event were seen, with the size and modification time
+    they had: a file seen again unchanged is skipped without hashing it, and a log that grows
+    (the logger appends) is a chain of sightings at one path, each extending the previous."""
+
+    __tablename__ = "file_sightings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("ingest_events.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(2048), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # The previous sighting at this path holds a prefix of these bytes (an appended log).
+    extends_previous: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiveSample(Base):
+    """Samples of runs in progress, written by the live tailer / MQTT listener within a second of
+    being logged, for the dashboard. A bounded buffer, not the record: the run's partition writes
+    the lake, and the buffer of a run is dropped once its sensor table is in the lake."""
+
+    __tablename__ = "live_samples"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tool_id: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(128))
+    time: Mapped[datetime] = mapped_column(index=True)
+    value: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Alarm(Base):

@@ -24,6 +24,7 @@ from epi_ml.physics import (
 )
 from epi_ml.twin.recipe import GrowthLayer, Interrupt, Recipe
 from epi_ml.twin.state import ToolState
+from epi_ml.channels import DOPANTS
 from epi_ml.twin.tools import CELL_NAMES, GROUP_III, Operator
 
 SUBSTRATE_IDLE_TC = 200.0
@@ -56,6 +57,9 @@ def message_layer_start(step: StepPlan) -> str:
         text = f"Layer {step.index} start {step.material} {target}"
         if step.composition is not None:
             text += f" x={step.composition:.3f}"
+    dopants = [name for name in step.open_shutters if name in DOPANTS]
+    if dopants:  # which extra shutters the step opens, so that ingest knows without the recipe
+        text += f" dopants={'+'.join(dopants)}"
     return text + (f" label={step.label}" if step.label else "")
 
 

@@ -65,7 +65,9 @@ _ION_GAUGE = ChannelLimits(
     unit="Torr",
     physical_min=1e-14,  # <= 0 is impossible; below any gauge's floor likewise
     physical_max=1e3,
-    over_range_code=9.0e9,  # gauges write 9.9e9 (or 1e10) when off, tripped or over range
+    # An ion gauge that is off, tripped or over range writes a code, not a pressure: EPIC 1000.0
+    # (the real MIG.PG.MV reads it all day, research/domain.md), others 9.9e9 or 1e10.
+    over_range_code=1000.0,
     operating_max=1e-4,
     operating_note="a growth chamber above 1e-4 Torr is venting or baking out",
     stuck_after_s=600.0,

@@ -16,6 +16,8 @@ main_job = dg.define_asset_job(
     MAIN_JOB,
     selection=dg.AssetSelection.assets(twin_campaign, landed_files, measurements),
     executor_def=executor,
+    # Launched by hand: what is in landing/ now is ingested now, not once it has settled.
+    config={"ops": {"landed_files": {"config": {"settle_s": 0}}, "measurements": {"config": {"settle_s": 0}}}},
     description="The twin's campaign into landing/, then everything that landed ingested.",
 )
 landing_job = dg.define_asset_job(

@@ -15,6 +15,12 @@ from epi_ml.ingest.batch import LandingBatch, ingest_landing
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
 
+class LandingConfig(dg.Config):
+    # Seconds a landed file must be unchanged before it is ingested; negative: the settings'
+    # EPI_ML_LANDING_SETTLE_S (30 s). The main job sets 0: whoever launches it says "now".
+    settle_s: float = -1.0
+
+
 @dg.asset(
     group_name="ingest",
     kinds={"python", "parquet"},
@@ -26,8 +32,10 @@ IO_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL
         "segmented into growth runs (one partition of growth_runs each)."
     ),
 )
-def landed_files(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) -> dg.MaterializeResult:
-    batch = ingest_landing(epi_ml.ingest_context())
+def landed_files(
+    context: dg.AssetExecutionContext, config: LandingConfig, epi_ml: EpiMlResource
+) -> dg.MaterializeResult:
+    batch = ingest_landing(epi_ml.ingest_context(), settle_s=_settle(config))
     complete = [c.run_id for c in batch.report.runs if c.status not in ("live", "open")]
     _add_partitions(context.instance, complete)
     return dg.MaterializeResult(metadata=_batch_metadata(batch))
@@ -43,8 +51,10 @@ def landed_files(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) -> dg
         "(rows of runs not known yet wait until their logs arrive)."
     ),
 )
-def measurements(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) -> dg.MaterializeResult:
-    batch = ingest_landing(epi_ml.ingest_context(), measurements=True)
+def measurements(
+    context: dg.AssetExecutionContext, config: LandingConfig, epi_ml: EpiMlResource
+) -> dg.MaterializeResult:
+    batch = ingest_landing(epi_ml.ingest_context(), measurements=True, settle_s=_settle(config))
     link = batch.report.measurements
     metadata = _batch_metadata(batch)
     metadata["rows_stored"] = link.stored
@@ -52,6 +62,10 @@ def measurements(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) -> dg
     if link.waiting:
         metadata["waiting_for_runs"] = table_markdown(["run id", "rows"], sorted(link.waiting.items()))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _settle(config: LandingConfig) -> float | None:
+    return config.settle_s if config.settle_s >= 0 else None
 
 
 def _add_partitions(instance: dg.DagsterInstance, run_ids: list[str]) -> None:

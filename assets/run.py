@@ -14,7 +14,10 @@ import dagster as dg
 MAIN_JOB = "main"
 
 
-def run_pipeline(instance: dg.DagsterInstance | None = None) -> Iterator[str]:
+def run_pipeline(
+    instance: dg.DagsterInstance | None = None, twin_config: dict[str, object] | None = None
+) -> Iterator[str]:
+    """Yields a line per step. `twin_config`: TwinCampaignConfig fields for a first campaign."""
     from assets.definitions import defs
     from assets.growth_runs import CHECK_ERRORS
     from assets.resources import EpiMlResource
@@ -26,7 +29,13 @@ def run_pipeline(instance: dg.DagsterInstance | None = None) -> Iterator[str]:
     selection = [dg.AssetKey("landed_files"), dg.AssetKey("measurements")]
     if not twin_made:
         selection.insert(0, dg.AssetKey("twin_campaign"))
-    result = main.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False)
+    ops: dict[str, object] = {name: {"config": {"settle_s": 0}} for name in ("landed_files", "measurements")}
+    if twin_config and not twin_made:
+        ops["twin_campaign"] = {"config": twin_config}
+    run_config = {"ops": ops}
+    result = main.execute_in_process(
+        instance=instance, asset_selection=selection, run_config=run_config, raise_on_error=False
+    )
     yield from _materialized(result)
     if not result.success:
         raise RuntimeError(f"pipeline run {result.run_id} failed: {_failures(result)}")

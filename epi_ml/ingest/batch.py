@@ -163,14 +163,21 @@ class LandingBatch:
     waiting: list[LandedFile]  # still being written: left for the next batch
 
 
-def ingest_landing(ctx: IngestContext, *, measurements: bool = False, now_ns: int | None = None) -> LandingBatch:
+def ingest_landing(
+    ctx: IngestContext,
+    *,
+    measurements: bool = False,
+    settle_s: float | None = None,
+    now_ns: int | None = None,
+) -> LandingBatch:
     """What is ready in the landing folder: tool logs and exports, or (`measurements=True`) the
-    measurement tables. Runs are registered, not built (each run is its own partition)."""
+    measurement tables. Runs are registered, not built (each run is its own partition).
+    `settle_s`: how long a file must be unchanged (default: the settings')."""
     readiness = landing_batch(
         ctx.settings.landing_dir,
         cursor={},
         measurements=measurements,
-        settle_s=ctx.settings.landing_settle_s,
+        settle_s=ctx.settings.landing_settle_s if settle_s is None else settle_s,
         now_ns=now_ns,
     )
     report = _ingest_and_register(ctx, [f.path for f in readiness.ready], only_new=True)

@@ -34,9 +34,6 @@ from epi_ml.store.models import FileSighting, GrowthRun, IngestEvent, Layer
 
 TIMED_KINDS = ("sensors", "shutters", "messages")
 SHUTTER_LOOKBACK = timedelta(hours=36)
-# A version of a log "covers" a run if it reaches this close to the run's end (the last samples
-# of a channel may be logged a little before the wafer leaves).
-COVER_TOLERANCE = timedelta(seconds=30)
 PENDING = "landed"
 DONE = ("validated", "quarantined")
 
@@ -170,17 +167,27 @@ def _latest_chains(session: Session, event_ids: list[int]) -> dict[str, list[int
 def _choose_versions(
     candidates: Sequence[IngestEvent], chains: dict[str, list[int]], end: datetime
 ) -> list[IngestEvent]:
+    """Per path, the version of the log the run is read from: the earliest one that already
+    holds everything the newest one holds up to the run's end (appended logs are prefixes of
+    each other, so that version gives the run exactly the same rows)."""
     by_id = {e.id: e for e in candidates}
     chosen: dict[int, IngestEvent] = {}
     for chain in chains.values():
         in_window = [by_id[i] for i in chain if i in by_id]
         if not in_window:
             continue
-        covering = [e for e in in_window if e.time_end is None or e.time_end >= end - COVER_TOLERANCE]
-        pick = covering[0] if covering else in_window[-1]
+        pick = in_window[-1]
+        if len(in_window) > 1 and pick.lake_path:
+            last = _last_time_until(pick.lake_path, end)
+            pick = next((e for e in in_window if e.time_end and last and e.time_end >= last), pick)
         chosen[pick.id] = pick
     # Events no longer in any latest chain were replaced by a rewrite of their file: left out.
     return list(chosen.values())
+
+
+def _last_time_until(lake_path: str, end: datetime) -> datetime | None:
+    times = pl.scan_parquet(lake_path).filter(pl.col("time") <= end).select(pl.col("time").max())
+    return times.collect().item()
 
 
 def _as_input(event: IngestEvent) -> RunInput:

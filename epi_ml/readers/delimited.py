@@ -255,21 +255,24 @@ def cells_to_long(
     `channels`: column -> channel. Empty cells are no sample; a cell that is not a number is a
     problem of its line, and only that cell is lost."""
     found = []
-    columns = {}
-    for column in channels:
+    columns, names = {}, {}
+    for i, (column, channel) in enumerate(channels.items()):
         values, bad = to_float(rows, column, what=f"{column!r}", decimal_comma=decimal_comma)
-        columns[column] = values
+        # Positional names: a file may call its columns "time", "value" or "line" too.
+        columns[f"__{i}"], names[f"__{i}"] = values, channel
         found.append(bad)
-    wide = pl.DataFrame({"line": rows.get_column("line"), "time": times, **columns})
+    wide = pl.DataFrame({"__line": rows.get_column("line"), "__time": times, **columns})
     long = (
         wide.unpivot(
-            index=["line", "time"], on=list(channels), variable_name="column", value_name="value"
+            index=["__line", "__time"], on=list(columns), variable_name="__column", value_name="value"
         )
         .drop_nulls("value")
-        .with_columns(
-            pl.col("column").replace_strict(channels, return_dtype=pl.String).alias("channel")
+        .select(
+            pl.col("__line").alias("line"),
+            pl.col("__time").alias("time"),
+            pl.col("__column").replace_strict(names, return_dtype=pl.String).alias("channel"),
+            "value",
         )
-        .select("line", "time", "channel", "value")
     )
     return long, combine(*found)
 

@@ -7,6 +7,7 @@
 | DAGSTER_HOME          | <EPI_ML_HOME>/dagster                    |
 | EPI_ML_DEVICE         | auto (cuda when available, else cpu)     |
 | EPI_ML_LANDING_SETTLE_S | 30 (seconds a landed file must be quiet) |
+| EPI_ML_INGEST_WORKERS | min(4, CPUs): files ingested at a time    |
 | EPI_ML_DASH_USER      | (unset: writes need it when exposed)     |
 | EPI_ML_DASH_PASSWORD  | (unset)                                  |
 
@@ -32,6 +33,10 @@ class Settings(BaseSettings):
         default=Path(""), validation_alias="DAGSTER_HOME", description="Dagster instance folder"
     )
     device: str = Field(default="auto", description="torch device: auto, cpu, cuda, cuda:1")
+    ingest_workers: int = Field(
+        default=min(4, os.cpu_count() or 1), ge=1, le=64,
+        description="files ingested at a time (threads; memory grows with the largest file each)",
+    )
     landing_settle_s: float = Field(
         default=30.0, ge=0, description="a landed file is ingested once unchanged this long"
     )

@@ -56,11 +56,13 @@ class Archive:
         atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
         return ArchivedFile(sha256, target, size, already_there=False)
 
-    def copy_in(self, source: Path, prefix_bytes: int | None = None) -> ArchivedFile:
+    def copy_in(
+        self, source: Path, prefix_bytes: int | None = None, *, sync: bool = True
+    ) -> ArchivedFile:
         """Copy `source` into the archive in one pass, hashing what is copied: a log the tool is
         still appending to is archived as the bytes read, and those are the bytes the hash names.
         `prefix_bytes`: also hash the first that many bytes (to tell an appended log from a
-        rewritten one)."""
+        rewritten one). `sync=False`: the caller flushes a batch at once (store.lake.make_durable)."""
         source = Path(source)
         self.root.mkdir(parents=True, exist_ok=True)
         digest, prefix = hashlib.sha256(), hashlib.sha256()
@@ -76,7 +78,8 @@ class Archive:
                     out.write(chunk)
                     size += len(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                if sync:
+                    os.fsync(out.fileno())
             sha256 = digest.hexdigest()
             prefix_sha = prefix.hexdigest() if 0 <= limit <= size else None
             target = self.path_for(sha256, source.name)

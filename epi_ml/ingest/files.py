@@ -19,24 +19,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Row, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epi_ml.channels import unit_of
 from epi_ml.findings import Finding, Severity, has_errors
 from epi_ml.ingest.archive import Archive
-from epi_ml.ingest.content import ParsedFile, parse_file, skip_reason
+from epi_ml.ingest.content import parse_file, skip_reason
 from epi_ml.ingest.tools import ToolConfig, tool_from_path
 from epi_ml.settings import Settings
 from epi_ml.store import Lake, write_session
-from epi_ml.store.lake import atomic_write
+from epi_ml.store.lake import atomic_write, make_durable
 from epi_ml.store.models import Channel, FileSighting, IngestEvent
 from epi_ml.store.repo import ensure_tool, insert_ignore
 
 FILES_DATASET = "files"
 # Kinds that need the tool (sensor data, events, calibrations); measurements name their runs.
 TOOL_FREE_KINDS = frozenset({"measurements"})
+SQL_IN_CHUNK = 500  # paths per IN (...) query
+EVENTS = IngestEvent.__table__
 
 
 @dataclass
@@ -49,6 +51,8 @@ class IngestContext:
     configs: dict[str, ToolConfig] = field(default_factory=dict)
     tool: str | None = None
     landing_root: Path | None = None
+    # Tools and (tool, channel) pairs this process has already made sure exist in the store.
+    known: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def archive(self) -> Archive:
@@ -107,31 +111,60 @@ def status_of(findings: list[Finding]) -> str:
     return "accepted"
 
 
+@dataclass
+class PreparedFile:
+    """A file archived, read and written to the lake, not yet recorded in the store (see
+    `record_files`). `done`: the outcome when there is nothing to record (skipped, unchanged,
+    unreadable)."""
+
+    path: Path
+    done: FileOutcome | None = None
+    event: IngestEvent | None = None
+    sighting: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    tag: str | None = None
+    written: list[Path] = field(default_factory=list)  # to make durable before recording
+    known_event: Row[Any] | None = None  # the same bytes were ingested before
+
+
+Sighting = tuple[FileSighting, IngestEvent]
+
+
 def ingest_file(path: Path, context: IngestContext) -> FileOutcome:
+    """One file, start to end (batches use prepare_file + record_files, to commit in groups)."""
+    path = Path(path).absolute()
+    prepared = prepare_file(path, context, last_sightings(context.engine, [str(path)]).get(str(path)))
+    return record_files(context, [prepared])[0]
+
+
+def prepare_file(path: Path, context: IngestContext, previous: Sighting | None) -> PreparedFile:
+    """Archive and read `path` and write what it holds to the lake (nothing durable yet, nothing
+    in the store). `previous`: the last sighting at this path, if any."""
     path = Path(path).absolute()
     if reason := skip_reason(path):
         note = Finding("skipped_file", Severity.INFO, f"skipped: {reason}", file=str(path))
-        return FileOutcome(str(path), "skipped", findings=[note])
+        return PreparedFile(path, done=FileOutcome(str(path), "skipped", findings=[note]))
     try:
         stat = path.stat()
     except OSError as exc:
-        return _unreadable(path, exc)
-    previous = _last_sighting(context.engine, str(path))
+        return PreparedFile(path, done=_unreadable(path, exc))
     if previous and (previous[0].size_bytes, previous[0].mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-        return _seen(path, previous[1])
+        return PreparedFile(path, done=_seen(path, previous[1]))
     try:
-        archived = context.archive.copy_in(path, prefix_bytes=previous[0].size_bytes if previous else None)
+        archived = context.archive.copy_in(
+            path, prefix_bytes=previous[0].size_bytes if previous else None, sync=False
+        )
     except OSError as exc:
-        return _unreadable(path, exc)
-    extends = bool(previous and archived.prefix_sha256 == previous[1].sha256)
+        return PreparedFile(path, done=_unreadable(path, exc))
     sighting = dict(
         path=str(path), size_bytes=archived.size_bytes, mtime_ns=stat.st_mtime_ns,
-        extends_previous=extends,
+        extends_previous=bool(previous and archived.prefix_sha256 == previous[1].sha256),
     )  # fmt: skip
+    prepared = PreparedFile(path, sighting=sighting, written=[archived.path])
     known = _event_by_sha(context.engine, archived.sha256)
     if known is not None:
-        _add_sighting(context.engine, known.id, sighting)
-        return _seen(path, known)
+        prepared.known_event = known
+        return prepared
 
     tool = context.tool_for(path)
     parsed = parse_file(archived.path, config=context.config_for(tool), original_name=path.name)
@@ -139,66 +172,100 @@ def ingest_file(path: Path, context: IngestContext) -> FileOutcome:
     if tool is None and parsed.kind not in TOOL_FREE_KINDS and parsed.usable:
         parsed.findings.append(_no_tool(path))
     status = status_of(parsed.findings)
+    accepted = status != "quarantined"
     lake_path = None
-    if status != "quarantined" and parsed.table is not None:
-        lake_path = context.lake.write_dataset(FILES_DATASET, archived.sha256, parsed.table)
-    start, end = parsed.time_span if status != "quarantined" else (None, None)
-    event = IngestEvent(
+    if accepted and parsed.table is not None:
+        lake_path = context.lake.write_dataset(FILES_DATASET, archived.sha256, parsed.table, sync=False)
+        prepared.written.append(lake_path)
+    start, end = parsed.time_span if accepted else (None, None)
+    prepared.event = IngestEvent(
         sha256=archived.sha256,
         original_path=str(path),
         archive_path=str(archived.path),
         size_bytes=archived.size_bytes,
         format=parsed.format,
-        kind=parsed.kind if status != "quarantined" else "",
+        kind=parsed.kind if accepted else "",
         status=status,
         findings=[f.to_dict() for f in parsed.findings],
         tool_id=tool if parsed.kind not in TOOL_FREE_KINDS else None,
         run_id=parsed.run_ref,
         time_start=start,
         time_end=end,
-        rows=parsed.table.height if parsed.table is not None and status != "quarantined" else 0,
-        channels=parsed.channels if status != "quarantined" else [],
+        rows=parsed.table.height if parsed.table is not None and accepted else 0,
+        channels=parsed.channels if accepted else [],
         lake_path=str(lake_path) if lake_path else None,
     )
-    if status == "quarantined":
-        write_quarantine_record(context.settings, "files", archived.sha256, _file_reason(event, parsed))
+    prepared.findings, prepared.tag = parsed.findings, parsed.details.get("tag")
+    if not accepted:
+        prepared.written += write_quarantine_record(
+            context.settings, "files", archived.sha256, _file_reason(prepared.event, parsed.format),
+            sync=False,
+        )  # fmt: skip
+    return prepared
+
+
+def record_files(context: IngestContext, batch: list[PreparedFile]) -> list[FileOutcome]:
+    """Make the batch's files durable with one flush, then record them in one transaction (a
+    group commit): a crash before the commit leaves files nobody points to, which the next
+    ingest finds again; after it, everything is on disk. Bytes seen twice in the batch, or by
+    another process meanwhile, become sightings of the one event."""
+    make_durable([p for prepared in batch for p in prepared.written])
     try:
-        with write_session(context.engine) as session:
-            if event.tool_id:
-                ensure_tool(session, event.tool_id, vendor=context.config_for(tool).vendor,
-                            timezone=context.config_for(tool).timezone)  # fmt: skip
+        return _record(context, batch)
+    except IntegrityError:  # another process recorded some of the same bytes meanwhile
+        return [outcome for prepared in batch for outcome in _record(context, [prepared])]
+
+
+def _record(context: IngestContext, batch: list[PreparedFile]) -> list[FileOutcome]:
+    outcomes: list[FileOutcome | None] = [p.done for p in batch]
+    pending = [(i, p) for i, p in enumerate(batch) if p.done is None]
+    if not pending:
+        return outcomes  # type: ignore[return-value]
+    new_known: set[tuple[str, str]] = set()
+    shas = [p.event.sha256 for _, p in pending if p.event is not None]
+    with write_session(context.engine) as session:
+        # Recorded meanwhile (another process, or earlier in this batch): one query for all.
+        recorded: dict[str, Any] = {
+            e.sha256: e for e in session.scalars(select(IngestEvent).where(IngestEvent.sha256.in_(shas)))
+        }
+        for i, prepared in pending:
+            event = prepared.event
+            known = prepared.known_event or (recorded.get(event.sha256) if event else None)
+            if known is not None:  # the same bytes: a sighting, no new event
+                session.add(FileSighting(event_id=known.id, **prepared.sighting))
+                outcomes[i] = _seen(prepared.path, known)
+                continue
+            assert event is not None
+            config = context.config_for(event.tool_id)
+            if event.tool_id and (event.tool_id, "") not in context.known | new_known:
+                ensure_tool(session, event.tool_id, vendor=config.vendor, timezone=config.timezone)
+                new_known.add((event.tool_id, ""))
             session.add(event)
             session.flush()
-            session.add(FileSighting(event_id=event.id, **sighting))
-            _register_channels(session, event.tool_id, parsed)
-    except IntegrityError:  # another process ingested the same bytes at the same moment
-        known = _event_by_sha(context.engine, archived.sha256)
-        if known is None:
-            raise
-        _add_sighting(context.engine, known.id, sighting)
-        return _seen(path, known)
-    return FileOutcome(
-        str(path),
-        status,
-        kind=event.kind,
-        format=parsed.format,
-        sha256=archived.sha256,
-        tool=event.tool_id,
-        run_ref=parsed.run_ref,
-        findings=parsed.findings,
-        rows=event.rows,
-        size_bytes=archived.size_bytes,
-        event_id=event.id,
-    )
+            session.add(FileSighting(event_id=event.id, **prepared.sighting))
+            new_known |= _register_channels(session, event, prepared.tag, context.known | new_known)
+            recorded[event.sha256] = event
+            outcomes[i] = FileOutcome(
+                str(prepared.path), event.status, kind=event.kind, format=event.format,
+                sha256=event.sha256, tool=event.tool_id, run_ref=event.run_id,
+                findings=prepared.findings, rows=event.rows, size_bytes=event.size_bytes,
+                event_id=event.id,
+            )  # fmt: skip
+    context.known |= new_known  # remembered once committed
+    return outcomes  # type: ignore[return-value]
 
 
-def write_quarantine_record(settings: Settings, what: str, name: str, reason: dict[str, Any]) -> Path:
+def write_quarantine_record(
+    settings: Settings, what: str, name: str, reason: dict[str, Any], *, sync: bool = True
+) -> list[Path]:
     """`quarantine/<what>/<name>.json` (machine-readable) and `.txt` (for people), atomically."""
     folder = settings.quarantine_dir / what
     text = reason_text(reason)
-    atomic_write(folder / f"{name}.txt", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     body = json.dumps(reason, indent=2, default=str)
-    return atomic_write(folder / f"{name}.json", lambda tmp: tmp.write_text(body, encoding="utf-8"))
+    return [
+        atomic_write(folder / f"{name}.txt", lambda tmp: tmp.write_text(text, encoding="utf-8"), sync=sync),
+        atomic_write(folder / f"{name}.json", lambda tmp: tmp.write_text(body, encoding="utf-8"), sync=sync),
+    ]
 
 
 def reason_text(reason: dict[str, Any]) -> str:
@@ -213,35 +280,34 @@ def reason_text(reason: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def _last_sighting(engine: Engine, path: str) -> tuple[FileSighting, IngestEvent] | None:
-    with Session(engine) as session:
-        row = session.execute(
-            select(FileSighting, IngestEvent)
-            .join(IngestEvent, FileSighting.event_id == IngestEvent.id)
-            .where(FileSighting.path == path)
-            .order_by(FileSighting.id.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            return None
-        session.expunge_all()
-        return row[0], row[1]
-
-
-def _event_by_sha(engine: Engine, sha256: str) -> IngestEvent | None:
+def last_sightings(engine: Engine, paths: list[str]) -> dict[str, Sighting]:
+    """The latest sighting (and its event) at each of `paths` that was seen before."""
+    found: dict[str, Sighting] = {}
     with Session(engine, expire_on_commit=False) as session:
-        event = session.scalars(select(IngestEvent).where(IngestEvent.sha256 == sha256)).first()
-        if event is not None:
-            session.expunge(event)
-        return event
+        for start in range(0, len(paths), SQL_IN_CHUNK):
+            chunk = paths[start : start + SQL_IN_CHUNK]
+            latest = (
+                select(func.max(FileSighting.id))
+                .where(FileSighting.path.in_(chunk))
+                .group_by(FileSighting.path)
+            )
+            rows = session.execute(
+                select(FileSighting, IngestEvent)
+                .join(IngestEvent, FileSighting.event_id == IngestEvent.id)
+                .where(FileSighting.id.in_(latest))
+            ).all()
+            found.update({sighting.path: (sighting, event) for sighting, event in rows})
+        session.expunge_all()
+    return found
 
 
-def _add_sighting(engine: Engine, event_id: int, sighting: dict[str, Any]) -> None:
-    with write_session(engine) as session:
-        session.add(FileSighting(event_id=event_id, **sighting))
+def _event_by_sha(engine: Engine, sha256: str) -> Row[Any] | None:
+    """The event of these bytes, if they were ingested before (a plain row: cheap, read-only)."""
+    with engine.connect() as conn:
+        return conn.execute(select(EVENTS).where(EVENTS.c.sha256 == sha256)).first()
 
 
-def _seen(path: Path, event: IngestEvent) -> FileOutcome:
+def _seen(path: Path, event: IngestEvent | Row[Any]) -> FileOutcome:
     return FileOutcome(
         str(path),
         event.status,
@@ -258,22 +324,25 @@ def _seen(path: Path, event: IngestEvent) -> FileOutcome:
     )
 
 
-def _register_channels(session: Session, tool_id: str | None, parsed: ParsedFile) -> None:
-    if tool_id is None:
-        return
-    tag = parsed.details.get("tag")
-    for channel in parsed.channels:
+def _register_channels(
+    session: Session, event: IngestEvent, tag: str | None, known: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    if event.tool_id is None:
+        return set()
+    new = {(event.tool_id, c) for c in event.channels} - known
+    for _, channel in sorted(new):
         insert_ignore(
             session,
             Channel,
             {
-                "tool_id": tool_id,
+                "tool_id": event.tool_id,
                 "name": channel,
-                "vendor_tag": tag if len(parsed.channels) == 1 else None,
+                "vendor_tag": tag if len(event.channels) == 1 else None,
                 "unit": unit_of(channel),
                 "source": channel.split(".", 1)[0],
             },
         )
+    return new
 
 
 def _at_landing_path(finding: Finding, archived: Path, landed: Path) -> Finding:
@@ -304,7 +373,7 @@ def _unreadable(path: Path, exc: OSError) -> FileOutcome:
     return FileOutcome(str(path), "quarantined", findings=[finding])
 
 
-def _file_reason(event: IngestEvent, parsed: ParsedFile) -> dict[str, Any]:
+def _file_reason(event: IngestEvent, fmt: str) -> dict[str, Any]:
     return {
         "what": "file",
         "subject": Path(event.original_path).name,
@@ -313,7 +382,7 @@ def _file_reason(event: IngestEvent, parsed: ParsedFile) -> dict[str, Any]:
             "landed at": event.original_path,
             "raw bytes kept at": event.archive_path,
             "sha256": event.sha256,
-            "format": parsed.format,
+            "format": fmt,
             "tool": event.tool_id,
         },
         "findings": event.findings,

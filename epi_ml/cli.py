@@ -93,6 +93,7 @@ def db_current() -> None:
 _FEATURES: list[str] = ["assets.cli", "dashboard.cli"]
 _FEATURES.append("epi_ml.twin.cli")  # simulate, live: the digital twin
 _FEATURES.append("epi_ml.ingest.cli")  # ingest: files into the store, runs built
+_FEATURES.append("epi_ml.live.cli")  # tail: live samples into the store
 
 
 def _register_features() -> None:

@@ -44,7 +44,8 @@ def serve(
     dagster_port: int = typer.Option(DAGSTER_PORT, help="Dagster UI port."),
     dashboard_port: int = typer.Option(DASHBOARD_PORT, help="Dashboard port."),
 ) -> None:
-    """Serve the Dagster UI (webserver + daemon) and the dashboard until Ctrl-C."""
+    """Serve the Dagster UI (webserver + daemon, sensors on), the dashboard and the live tailer
+    until Ctrl-C."""
     settings = get_settings()
     settings.ensure_home()
     ensure_instance_config(settings.dagster_home)
@@ -57,11 +58,15 @@ def serve(
         commands.append(
             [sys.executable, "-m", "dashboard", "--host", host, "--port", str(dashboard_port)]
         )
+    # The live tailer: samples of runs in progress into the store within a second (the
+    # sensors only ingest files once they are complete).
+    commands.append([sys.executable, "-m", "epi_ml.live"])
     processes = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in commands]
     typer.echo(f"Dagster UI  http://{host}:{dagster_port}")
-    if len(processes) > 1:
+    if _has_dashboard():
         typer.echo(f"Dashboard   http://{host}:{dashboard_port}")
-    typer.echo("Ctrl-C stops both.")
+    typer.echo(f"Live tailer {settings.landing_dir} -> the store")
+    typer.echo("Ctrl-C stops them all.")
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import dagster as dg
 
 MAIN_JOB = "main"
+# The runs' events are in the Dagster UI; the terminal gets a line per step and the warnings.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_pipeline(
@@ -19,7 +21,7 @@ def run_pipeline(
 ) -> Iterator[str]:
     """Yields a line per step. `twin_config`: TwinCampaignConfig fields for a first campaign."""
     from assets.definitions import defs
-    from assets.growth_runs import CHECK_ERRORS
+    from assets.growth_runs import CHECK_ERRORS, CHECK_WARNINGS
     from assets.resources import EpiMlResource
     from epi_ml.ingest.run_stages import pending_run_ids
 
@@ -32,7 +34,7 @@ def run_pipeline(
     ops: dict[str, object] = {name: {"config": {"settle_s": 0}} for name in ("landed_files", "measurements")}
     if twin_config and not twin_made:
         ops["twin_campaign"] = {"config": twin_config}
-    run_config = {"ops": ops}
+    run_config = {"ops": ops, **QUIET}
     result = main.execute_in_process(
         instance=instance, asset_selection=selection, run_config=run_config, raise_on_error=False
     )
@@ -43,11 +45,12 @@ def run_pipeline(
     job = defs.resolve_job_def("growth_run")
     failed, quarantined, built = [], [], 0
     for run_id in pending_run_ids(EpiMlResource().ingest_context()):
-        done = job.execute_in_process(instance=instance, partition_key=run_id, raise_on_error=False)
-        errors = [
-            e for e in done.get_asset_check_evaluations()
-            if e.check_name == CHECK_ERRORS and not e.passed
-        ]  # fmt: skip
+        done = job.execute_in_process(
+            instance=instance, partition_key=run_id, run_config=QUIET, raise_on_error=False
+        )
+        checks = {e.check_name: e for e in done.get_asset_check_evaluations()}
+        errors = [checks[CHECK_ERRORS]] if CHECK_ERRORS in checks and not checks[CHECK_ERRORS].passed else []
+        warned = CHECK_WARNINGS in checks and not checks[CHECK_WARNINGS].passed
         if errors:
             quarantined.append(run_id)
             yield f"quarantined {run_id}: {errors[0].description or 'errors found'}"
@@ -56,7 +59,8 @@ def run_pipeline(
             yield f"FAILED {run_id}: {_failures(done)}"
         else:
             built += 1
-            yield f"built {run_id}"
+            warnings = checks[CHECK_WARNINGS].metadata["warnings"].value if warned else 0
+            yield f"built {run_id}" + (f" ({warnings} warning(s), see the Dagster UI)" if warnings else "")
     yield f"growth runs: {built} built, {len(quarantined)} quarantined, {len(failed)} failed"
     if failed:
         raise RuntimeError(f"{len(failed)} growth run(s) failed: {', '.join(failed)}")

@@ -456,3 +456,37 @@ def test_python_m_epi_ml_live_tails_the_home_until_sigterm(isolated_home: Path) 
     assert process.returncode == 0, output
     assert "run MBE6-20260202-01 started on MBE6" in output
     assert "1 samples" in output.splitlines()[-1]
+
+
+def test_a_tailer_started_over_ingested_logs_buffers_none_of_their_history(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    """The demo's case: a campaign already ingested by batch sits in landing/ when the tailer
+    starts; its runs are complete and built, so their samples are not buffered again."""
+    from ingest_helpers import land, make_campaign
+
+    from epi_ml.ingest.batch import ingest_paths
+
+    make_campaign(tmp_path / "twin", runs=2)
+    landing = land(tmp_path / "twin", isolated_home)
+    ctx = open_context()
+    assert {r.status for r in ingest_paths(ctx, [landing]).built} <= {"accepted", "accepted_with_warnings"}
+    # The twin dates its files as a logger would: weeks old, so they are tailed from their end.
+    idle = Tailer(ctx.settings.landing_dir, ctx.engine, ctx.configs, poll_s=0.05)
+    idle.poll_once()
+    assert idle.stats.lines == 0 and count_samples(ctx.engine) == 0
+    # Copied without their times (they look written just now): read, and the runs recognised.
+    for path in landing.rglob("*.txt"):
+        os.utime(path)
+    tailer = Tailer(ctx.settings.landing_dir, ctx.engine, ctx.configs, poll_s=0.05)
+    while tailer.poll_once():
+        pass
+    with read_session(ctx.engine) as session:
+        run_ids = [r.id for r in session.query(GrowthRun)]
+    assert all(count_samples(ctx.engine, run_id=run_id) == 0 for run_id in run_ids)
+    # What is left are the few samples logged between the runs (no run): trim ages them out.
+    left = read_samples(ctx.engine, tool_id="MBE1", limit=1000)
+    assert left.height < 100 and left.get_column("run_id").null_count() == left.height
+    assert tailer.stats.skipped + tailer.stats.samples > 100_000
+    with read_session(ctx.engine) as session:
+        assert {r.status for r in session.query(GrowthRun)} == {"validated"}  # never downgraded

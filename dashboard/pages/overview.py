@@ -36,8 +36,8 @@ def layout(**_query: str) -> html.Div:
         [
             _card("Tools", str(len(overview.tools))),
             _card("Growth runs", str(overview.n_runs)),
-            _card("Quarantined", str(overview.runs_by_status.get("quarantined", 0))),
-            _card("Model versions", str(overview.model_versions)),
+            _card("Quarantined runs", str(overview.runs_by_status.get("quarantined", 0))),
+            _card("Quarantined files", str(overview.ingest_by_status.get("quarantined", 0))),
         ],
         className="g-3 mb-3",
     )

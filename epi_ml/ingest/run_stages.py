@@ -18,17 +18,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from epi_ml.channels import SENSOR_SCHEMA
 from epi_ml.findings import Finding, Severity
 from epi_ml.ingest.files import IngestContext, write_quarantine_record
 from epi_ml.ingest.runs import RunInput, fingerprint, load_segment, select_inputs
+from epi_ml.live.buffer import drop_run
 from epi_ml.readers.epic_events import MESSAGE_SCHEMA
 from epi_ml.store import read_session, write_session
 from epi_ml.store.lake import atomic_write
-from epi_ml.store.models import GrowthRun, Layer, LiveSample
+from epi_ml.store.models import GrowthRun, Layer
 from epi_ml.validation import ScheduleStep, ValidationReport, validate_run
 from epi_ml.validation.report import most_severe_first
 
@@ -203,7 +204,7 @@ def summarize_run(ctx: IngestContext, run_id: str) -> pl.DataFrame:
         assert run is not None
         run.status = "validated"
         run.ingested_fingerprint = manifest.fingerprint
-        session.execute(delete(LiveSample).where(LiveSample.run_id == run_id))
+    drop_run(ctx.engine, run_id)  # the lake holds the run now: its live samples are not needed
     return summary
 
 

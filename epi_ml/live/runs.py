@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from epi_ml.ingest.segment import RunSegment, segment_tool_logs
 from epi_ml.ingest.tools import ToolConfig
-from epi_ml.live.buffer import assign_run, unassign_run
+from epi_ml.live.buffer import assign_run, drop_run, unassign_run
 from epi_ml.readers.naming import map_tags
-from epi_ml.store import write_session
+from epi_ml.store import read_session, write_session
 from epi_ml.store.models import GrowthRun
 from epi_ml.store.repo import ensure_tool, insert_ignore
 
@@ -82,6 +82,19 @@ class _Applied:
             segment.operator,
             segment.wafer,
         )
+
+
+def runs_taken_over(engine: Engine, run_ids: list[str]) -> set[str]:
+    """Those of `run_ids` that batch ingest has taken over: complete in the files and landed,
+    built, validated or quarantined. Their samples need no buffer (a tailer started over old
+    logs must not fill it with history)."""
+    if not run_ids:
+        return set()
+    with read_session(engine) as session:
+        rows = session.scalars(
+            select(GrowthRun.id).where(GrowthRun.id.in_(run_ids), GrowthRun.status.in_(FINAL_STATUSES))
+        )
+        return set(rows)
 
 
 def upsert_live_run(engine: Engine, segment: RunSegment, config: ToolConfig) -> str:
@@ -254,6 +267,8 @@ class LiveTool:
                 continue
             status = upsert_live_run(self.engine, segment, self.config)
             assign_run(self.engine, self.tool_id, segment.run_id, segment.start, segment.end)
+            if status in FINAL_STATUSES:  # batch ingest has the run: no buffer for it
+                drop_run(self.engine, segment.run_id)
             self._applied[segment.run_id] = now
             if before is None:
                 kind = "started" if segment.end is None else "ended"

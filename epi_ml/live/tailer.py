@@ -45,7 +45,7 @@ from sqlalchemy import Engine
 from epi_ml.findings import Severity
 from epi_ml.ingest.tools import ToolConfig, tool_from_path
 from epi_ml.live.buffer import append_samples, latest_times, trim
-from epi_ml.live.runs import LiveTools, RunEvent
+from epi_ml.live.runs import LiveTools, RunEvent, runs_taken_over
 from epi_ml.readers.delimited import cells_to_long, decimal_comma_used, row_problems, to_float
 from epi_ml.readers.epic_events import MESSAGE_ROW
 from epi_ml.readers.epic_format import HEADER_LINES_SEARCHED, ROW, read_header, tag_from_filename
@@ -457,7 +457,7 @@ class Tailer:
         for (tool_id,), frame in pl.concat(samples).group_by("tool_id", maintain_order=True):
             run_ids = self.tools.get(str(tool_id)).run_ids(frame.get_column("time"))
             labelled.append(frame.with_columns(run_id=run_ids))
-        rows = pl.concat(labelled)
+        rows = self._still_live(pl.concat(labelled))
         written = append_samples(self.engine, rows)
         self.stats.samples += written
         newest = rows.group_by("tool_id", "channel").agg(pl.col("time").max())
@@ -465,6 +465,17 @@ class Tailer:
             key = (tool_id, channel)
             self._latest[key] = max(at, self._latest.get(key, at))
         return written
+
+
+    def _still_live(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Leave out samples of runs batch ingest has taken over (old logs read when the tailer
+        starts). Samples of no run stay: their run's messages may come later; trim ages them."""
+        taken = runs_taken_over(self.engine, rows.get_column("run_id").drop_nulls().unique().to_list())
+        if not taken:
+            return rows
+        kept = rows.filter(pl.col("run_id").is_null() | ~pl.col("run_id").is_in(list(taken)))
+        self.stats.skipped += rows.height - kept.height
+        return kept
 
 
 # ---------------------------------------------------------------------------------------------

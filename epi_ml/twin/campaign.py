@@ -37,7 +37,13 @@ from epi_ml.twin.recipe import GrowthLayer, Recipe, load_library, parse_recipe
 from epi_ml.twin.run import RunTrace, simulate_run
 from epi_ml.twin.state import ToolState, anchor_rates, initial_state, update_rates_from_rheed
 from epi_ml.twin.tools import GROUP_III, ToolSpec, make_tool, tool_names
-from epi_ml.twin.writers import append_measurements, make_writer, write_calibration, write_run
+from epi_ml.twin.writers import (
+    append_measurements,
+    make_writer,
+    stamp_run_files,
+    write_calibration,
+    write_run,
+)
 
 MANIFEST_SCHEMA = "epi-ml-twin-manifest/1"
 DEFAULT_START = date(2026, 1, 5)  # a Monday
@@ -307,6 +313,7 @@ def simulate_tool(job: ToolJob) -> ToolResult:
                 state, recipe, operator, run_id, f"W{job.index + 1}{wafer:04d}", at, rng, channels
             )
             write_run(writer, trace, state)
+            stamp_run_files(writer, trace)
             _write_recipe(tool_dir, run_id, recipe)
             measurements = measure_run(run_id, trace.layers, trace.end, rng)
             iso = trace.start.isocalendar()

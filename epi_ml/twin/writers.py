@@ -17,6 +17,7 @@ the batch writes the whole run as one window, the live mode a window per tick.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
@@ -60,6 +61,8 @@ class RunWriter(Protocol):
 
     def end_run(self, trace: RunTrace) -> None: ...
 
+    def run_files(self, trace: RunTrace) -> list[tuple[Path, int]]: ...
+
 
 def make_writer(fmt: str, tool_dir: Path) -> RunWriter:
     if fmt == "epic":
@@ -73,6 +76,15 @@ def write_run(writer: RunWriter, trace: RunTrace, state: ToolState) -> None:
     writer.begin_run(trace, state)
     writer.write_window(trace, -np.inf, np.inf)
     writer.end_run(trace)
+
+
+def stamp_run_files(writer: RunWriter, trace: RunTrace) -> None:
+    """Give the run's files the modification time the tool's logger would have left: when it
+    last wrote to them. A campaign is written in seconds; what reads landing/ (the landing
+    sensor, the live tailer) must see the logs of weeks past, not files being written now."""
+    for path, epoch_ms in writer.run_files(trace):
+        if path.exists():
+            os.utime(path, ns=(epoch_ms * 1_000_000, epoch_ms * 1_000_000))
 
 
 def _append(path: Path, header: bytes, payload: bytes) -> None:
@@ -161,6 +173,18 @@ class EpicWriter:
     def end_run(self, trace: RunTrace) -> None:
         self._shutters = []
 
+    def run_files(self, trace: RunTrace) -> list[tuple[Path, int]]:
+        """Every file of the day folders the run wrote to, with the run's last moment in that
+        day (its end, or the day's end for a day it ran through)."""
+        first = int(trace.epoch_ms(np.array([0.0]))[0])
+        last = int(trace.epoch_ms(np.array([trace.plan.duration_s]))[0])
+        files = []
+        for day_ms in range(first - first % MS_PER_DAY, last + 1, MS_PER_DAY):
+            until = min(last, day_ms + MS_PER_DAY - 1)
+            folder = self.day_dir(day_ms)
+            files += [(p, until) for p in folder.iterdir()] if folder.is_dir() else []
+        return files
+
     def _samples(
         self,
         channel: LoggedChannel,
@@ -226,6 +250,10 @@ class WideWriter:
 
     def path(self, trace: RunTrace, suffix: str = "") -> Path:
         return self.logs / f"{trace.run_id}{suffix}.{self.fmt}"
+
+    def run_files(self, trace: RunTrace) -> list[tuple[Path, int]]:
+        last = int(trace.epoch_ms(np.array([trace.plan.duration_s]))[0])
+        return [(self.path(trace, suffix), last) for suffix in ("", "_rheed", "_messages")]
 
     def write_window(self, trace: RunTrace, t0: float, t1: float) -> None:
         keep = (trace.log_t >= t0) & (trace.log_t < t1)

@@ -32,12 +32,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DAYS = (
-    ROOT / "shared" / "data" / "epic-mbe8-2023-06-12",
-    ROOT.parent / "shared" / "data" / "epic-mbe8-2023-06-12",
-    ROOT / "tests" / "data" / "epic-mbe8-2023-06-12-trimmed",
-)
-EVENT_FILES = {"shutters.txt", "messages.txt", "fitting.txt"}
+from real_day import EVENT_FILES, real_day  # noqa: E402  (bench/ is on the path of a bench script)
+
 TARGET_RATIO = 0.5
 CAMPAIGN_RUNS, SMALL_RUNS = 32, 8
 
@@ -147,7 +143,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         # 1. The real EPIC day (a tool that logs all day: 10 channel logs of ~2 MB).
-        real = next(d for d in DAYS if d.is_dir())
+        real = real_day()
         day = tmp_path / "real" / "MBE8" / "2023_06_12"
         day.mkdir(parents=True)
         for path in real.glob("*.txt"):

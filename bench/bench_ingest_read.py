@@ -24,15 +24,11 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from real_day import EVENT_FILES, real_day  # noqa: E402  (bench/ is on the path of a bench script)
+
 from epi_ml.readers import read_epic_channel, read_epic_day
 
 # The full real day (shared/ next to or inside the checkout), else the trimmed copy of the tests.
-DAYS = (
-    ROOT / "shared" / "data" / "epic-mbe8-2023-06-12",
-    ROOT.parent / "shared" / "data" / "epic-mbe8-2023-06-12",
-    ROOT / "tests" / "data" / "epic-mbe8-2023-06-12-trimmed",
-)
-EVENT_FILES = {"shutters.txt", "messages.txt", "fitting.txt"}
 TARGET_RATIO = 0.5
 
 
@@ -68,7 +64,7 @@ def main() -> int:
     parser.add_argument("--day", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    day = args.day or next(d for d in DAYS if d.is_dir())
+    day = args.day or real_day()
     logs = sorted(p for p in day.glob("*.txt") if p.name.lower() not in EVENT_FILES)
     megabytes = sum(p.stat().st_size for p in logs) / 1e6
 

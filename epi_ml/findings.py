@@ -75,3 +75,21 @@ def worst(findings: list[Finding]) -> Severity | None:
 
 def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+def status_of(findings: list[Finding]) -> str:
+    """What findings mean for an input: "quarantined" with any ERROR, "accepted_with_warnings"
+    with any WARNING, else "accepted"."""
+    if has_errors(findings):
+        return "quarantined"
+    if any(f.severity is Severity.WARNING for f in findings):
+        return "accepted_with_warnings"
+    return "accepted"
+
+
+def severity_counts(findings: list[Finding]) -> dict[str, int]:
+    """{"error": n, "warning": n, "info": n}."""
+    return {
+        level.value: sum(f.severity is level for f in findings)
+        for level in (Severity.ERROR, Severity.WARNING, Severity.INFO)
+    }

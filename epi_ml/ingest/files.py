@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epi_ml.channels import unit_of
-from epi_ml.findings import Finding, Severity, has_errors
+from epi_ml.findings import Finding, Severity, status_of
 from epi_ml.ingest.archive import Archive
 from epi_ml.ingest.content import parse_file, skip_reason
 from epi_ml.ingest.tools import ToolConfig, tool_from_path
@@ -101,14 +101,6 @@ class FileOutcome:
             "size_bytes": self.size_bytes,
             "findings": [f.to_dict() for f in self.findings],
         }
-
-
-def status_of(findings: list[Finding]) -> str:
-    if has_errors(findings):
-        return "quarantined"
-    if any(f.severity is Severity.WARNING for f in findings):
-        return "accepted_with_warnings"
-    return "accepted"
 
 
 @dataclass

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from epi_ml.channels import SENSOR_SCHEMA
-from epi_ml.findings import Finding, Severity
+from epi_ml.findings import Finding, severity_counts, status_of
 from epi_ml.ingest.files import IngestContext, write_quarantine_record
 from epi_ml.ingest.runs import RunInput, fingerprint, load_segment, select_inputs
 from epi_ml.live.buffer import drop_run
@@ -79,10 +79,7 @@ class RunValidation:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {
-            level.value: sum(f.severity is level for f in self.findings)
-            for level in (Severity.ERROR, Severity.WARNING, Severity.INFO)
-        }
+        return severity_counts(self.findings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +159,7 @@ def validate_growth_run(ctx: IngestContext, run_id: str) -> RunValidation:
         + _input_findings(manifest)
         + report.findings
     )
-    status = _status(findings)
+    status = status_of(findings)
     result = RunValidation(report, findings, status)
     _write_json(ctx, run_id, "validation.json", {
         **report.to_dict(), "status": status, "counts": result.counts,
@@ -357,14 +354,6 @@ def _input_findings(manifest: RunManifest) -> list[Finding]:
             finding = Finding.from_dict(data)
             findings.append(finding)
     return findings
-
-
-def _status(findings: list[Finding]) -> str:
-    if any(f.severity is Severity.ERROR for f in findings):
-        return "quarantined"
-    if any(f.severity is Severity.WARNING for f in findings):
-        return "accepted_with_warnings"
-    return "accepted"
 
 
 def _write_json(ctx: IngestContext, run_id: str, name: str, data: dict[str, Any]) -> None:

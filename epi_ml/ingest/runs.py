@@ -26,7 +26,6 @@ import polars as pl
 from sqlalchemy import Engine, delete, or_, select
 from sqlalchemy.orm import Session
 
-from epi_ml.findings import Finding
 from epi_ml.ingest.segment import LayerSegment, RunSegment, segment_tool_logs
 from epi_ml.store import Lake, write_session
 from epi_ml.store.lake import atomic_write
@@ -263,7 +262,3 @@ def _recipe_sha(inputs: list[RunInput]) -> str | None:
     if not recipes:
         return None
     return str(pl.read_parquet(recipes[-1].lake_path).get_column("sha256")[0])
-
-
-def findings_of_segment(segment: dict[str, Any]) -> list[Finding]:
-    return [Finding.from_dict(f) for f in segment.get("findings", [])]

@@ -46,8 +46,8 @@ from epi_ml.findings import Severity
 from epi_ml.ingest.tools import ToolConfig, tool_from_path
 from epi_ml.live.buffer import append_samples, latest_times, trim
 from epi_ml.live.runs import LiveTools, RunEvent, runs_taken_over
-from epi_ml.readers.delimited import cells_to_long, decimal_comma_used, row_problems, to_float
-from epi_ml.readers.epic_events import MESSAGE_ROW
+from epi_ml.readers.delimited import decimal_comma_used, row_problems, to_float
+from epi_ml.readers.epic_events import MESSAGE_ROW, shutter_rows_to_long
 from epi_ml.readers.epic_format import HEADER_LINES_SEARCHED, ROW, read_header, tag_from_filename
 from epi_ml.readers.lines import PROBLEM_SCHEMA, combine, no_problems
 from epi_ml.readers.naming import RAW_PREFIX
@@ -532,19 +532,8 @@ def parse_shutter_lines(
     bad_shape = lines.filter(~shaped).select(
         "line", pl.lit(f"not time + {len(columns)} shutter columns").alias("reason"), "text"
     )
-    times = parse_times(rows.get_column("time"), tz=tz, expected=EPIC_TIME, file=file)
-    good = times.reason.is_null()
-    long, bad_cells = cells_to_long(
-        rows.filter(good),
-        times.utc.filter(good),
-        channels,
-        decimal_comma=decimal_comma_used(rows, columns, separator),
-    )
-    found = combine(
-        bad_shape.cast(PROBLEM_SCHEMA),  # type: ignore[arg-type]
-        row_problems(rows, times.reason, separator),
-        bad_cells,
-    )
+    long, problems, _ = shutter_rows_to_long(rows, channels, separator, tz=tz, file=file)
+    found = combine(bad_shape.cast(PROBLEM_SCHEMA), problems)  # type: ignore[arg-type]
     return long.select("channel", "time", "value").filter(_storable()), found
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from epi_ml.channels import SENSOR_SCHEMA, empty_sensor_frame
-from epi_ml.findings import Severity, has_errors
+from epi_ml.findings import Finding, Severity, has_errors
 from epi_ml.readers.delimited import (
     body_lines,
     cells_to_long,
@@ -76,22 +76,32 @@ def read_epic_shutters(path: str | Path, *, tz: str = "UTC") -> ReadResult:
     fields = split_fields(
         source, first_line=header.first_row_line or 1, names=["time", *columns], separator=sep
     )
-    rows = fields.rows
-    times = parse_times(rows.get_column("time"), tz=tz, expected=EPIC_TIME, file=str(source.path))
-    bad_times = row_problems(rows, times.reason, sep)
+    long, problems, notes = shutter_rows_to_long(
+        fields.rows, channels, sep, tz=tz, file=str(source.path)
+    )
+    found = mark_truncated(
+        combine(fields.problems, problems), source.last_line, source.ends_with_newline
+    )
+    findings += notes + line_findings(found, file=str(source.path))
+    frame = long.select("time", "channel", "value").cast(SENSOR_SCHEMA)  # type: ignore[arg-type]
+    return ReadResult(frame, findings, source.path)
+
+
+def shutter_rows_to_long(
+    rows: pl.DataFrame, channels: dict[str, str], separator: str, *, tz: str, file: str
+) -> tuple[pl.DataFrame, pl.DataFrame, list[Finding]]:
+    """Shutter-log rows split into fields (line, time, one column per shutter) -> long samples
+    (line, time, channel, value), the problems of their lines, and notes on the time format.
+    Shared by the reader of whole files and the live tailer of appended lines."""
+    times = parse_times(rows.get_column("time"), tz=tz, expected=EPIC_TIME, file=file)
     good = times.reason.is_null()
     long, bad_cells = cells_to_long(
         rows.filter(good),
         times.utc.filter(good),
         channels,
-        decimal_comma=decimal_comma_used(rows, columns, sep),
+        decimal_comma=decimal_comma_used(rows, list(channels), separator),
     )
-    found = mark_truncated(
-        combine(fields.problems, bad_times, bad_cells), source.last_line, source.ends_with_newline
-    )
-    findings += times.findings + line_findings(found, file=str(source.path))
-    frame = long.select("time", "channel", "value").cast(SENSOR_SCHEMA)  # type: ignore[arg-type]
-    return ReadResult(frame, findings, source.path)
+    return long, combine(row_problems(rows, times.reason, separator), bad_cells), times.findings
 
 
 def read_epic_messages(path: str | Path, *, tz: str = "UTC") -> ReadResult:

@@ -3,14 +3,13 @@ the run goes on (accepted, accepted with warnings) or waits for an engineer (qua
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import polars as pl
 
-from epi_ml.findings import Finding, Severity, has_errors
+from epi_ml.findings import Finding, Severity, severity_counts, status_of
 from epi_ml.validation.episodes import when
 from epi_ml.validation.stats import statistics_to_dict
 
@@ -29,18 +28,13 @@ class ValidationReport:
 
     @property
     def status(self) -> Status:
-        if has_errors(self.findings):
-            return "quarantined"
-        if any(f.severity is Severity.WARNING for f in self.findings):
-            return "accepted_with_warnings"
-        return "accepted"
+        return status_of(self.findings)  # type: ignore[return-value]
 
     def by_code(self, code: str) -> list[Finding]:
         return [f for f in self.findings if f.code == code]
 
     def counts(self) -> dict[str, int]:
-        counted = Counter(f.severity.value for f in self.findings)
-        return {level.value: counted.get(level.value, 0) for level in SEVERITY_ORDER}
+        return severity_counts(self.findings)
 
     def summary(self) -> str:
         counts = self.counts()

@@ -201,6 +201,15 @@ def composition(flux_x: ArrayLike, flux_ga: ArrayLike) -> NDArray[np.float64]:
         return np.where(total > 0, fx / np.where(total > 0, total, 1.0), 0.0)
 
 
+def group_iii_fluxes(material: str, ml_per_s: float, x: float = 0.0) -> dict[str, float]:
+    """The inverse of `composition`: a total group-III rate (ML/s) split over the material's cells,
+    (1 - x) to Ga and x to Al or In for a ternary, all of it to the one cell of a binary."""
+    _check_material(material)
+    elements = GROUP_III_OF[material]
+    shares = (1.0 - x, x) if len(elements) == 2 else (1.0,)
+    return {cell: float(ml_per_s) * share for cell, share in zip(elements, shares, strict=True)}
+
+
 # In desorption: negligible below ~545 °C substrate, steeply rising above (domain.md §3.6).
 # Loss = INDIUM_LOSS_AT_545C · exp(-Ea/k·(1/T - 1/T545)), capped at 1. Ea is an assumption.
 INDIUM_LOSS_ONSET_C = 545.0

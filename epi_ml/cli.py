@@ -94,6 +94,8 @@ _FEATURES: list[str] = ["assets.cli", "dashboard.cli"]
 _FEATURES.append("epi_ml.twin.cli")  # simulate, live: the digital twin
 _FEATURES.append("epi_ml.ingest.cli")  # ingest: files into the store, runs built
 _FEATURES.append("epi_ml.live.cli")  # tail: live samples into the store
+_FEATURES.append("epi_ml.calibration.cli")  # calibrate: Arrhenius fits, drift
+_FEATURES.append("epi_ml.analysis.rheed_cli")  # rheed: growth rate from RHEED oscillations
 
 
 def _register_features() -> None:

@@ -2,10 +2,11 @@
 
 import dagster as dg
 
+from assets.features import FEATURE_ASSETS, cell_calibrations, layer_features, training_set
 from assets.growth_runs import RUN_ASSETS
 from assets.ingest import landed_files, measurements
 from assets.resources import EpiMlResource
-from assets.run import MAIN_JOB
+from assets.run import MAIN_JOB, TRAINING_JOB
 from assets.twin import twin_campaign
 from sensors.landing import GROWTH_RUN_JOB, LANDING_JOB, MEASUREMENTS_JOB, SENSORS
 
@@ -14,7 +15,7 @@ executor = dg.in_process_executor
 
 main_job = dg.define_asset_job(
     MAIN_JOB,
-    selection=dg.AssetSelection.assets(twin_campaign, landed_files, measurements),
+    selection=dg.AssetSelection.assets(twin_campaign, landed_files, measurements, cell_calibrations),
     executor_def=executor,
     # Launched by hand: what is in landing/ now is ingested now, not once it has settled.
     config={"ops": {"landed_files": {"config": {"settle_s": 0}}, "measurements": {"config": {"settle_s": 0}}}},
@@ -30,14 +31,26 @@ measurements_job = dg.define_asset_job(
 )  # fmt: skip
 growth_run_job = dg.define_asset_job(
     GROWTH_RUN_JOB,
-    selection=dg.AssetSelection.assets(*RUN_ASSETS),
+    selection=dg.AssetSelection.assets(*RUN_ASSETS, layer_features),
     executor_def=executor,
-    description="One growth run: raw run -> sensor table -> validated run -> summary.",
+    description="One growth run: raw run -> sensor table -> validated run -> summary -> features.",
 )
+training_job = dg.define_asset_job(
+    TRAINING_JOB,
+    selection=dg.AssetSelection.assets(cell_calibrations, training_set),
+    executor_def=executor,
+    description="The calibration history and the training set (features + measurements).",
+)
+# The training set follows the day's runs and measurements; a model retrain (issue 6) follows it.
+training_schedule = dg.ScheduleDefinition(
+    name="training_set_daily", job=training_job, cron_schedule="0 5 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)  # fmt: skip
 
 defs = dg.Definitions(
-    assets=[twin_campaign, landed_files, measurements, *RUN_ASSETS],
-    jobs=[main_job, landing_job, measurements_job, growth_run_job],
+    assets=[twin_campaign, landed_files, measurements, *RUN_ASSETS, *FEATURE_ASSETS],
+    jobs=[main_job, landing_job, measurements_job, growth_run_job, training_job],
+    schedules=[training_schedule],
     sensors=SENSORS,
     resources={"epi_ml": EpiMlResource()},
 )

@@ -2,7 +2,8 @@
 so that its runs show in the Dagster UI exactly like the runs the sensors launch there.
 
 First the main job (the twin's campaign when it has never been made, then the ingest of
-landing/), then one run of the growth_run job per pending growth run partition.
+landing/ and the calibration history), then one run of the growth_run job per pending growth run
+partition (ingest stages and layer features), then the training set when runs were built.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 MAIN_JOB = "main"
+TRAINING_JOB = "training"
 # The runs' events are in the Dagster UI; the terminal gets a line per step and the warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -28,7 +30,7 @@ def run_pipeline(
     instance = instance or dg.DagsterInstance.get()
     main = defs.resolve_job_def(MAIN_JOB)
     twin_made = instance.get_latest_materialization_event(dg.AssetKey("twin_campaign")) is not None
-    selection = [dg.AssetKey("landed_files"), dg.AssetKey("measurements")]
+    selection = [dg.AssetKey(k) for k in ("landed_files", "measurements", "cell_calibrations")]
     if not twin_made:
         selection.insert(0, dg.AssetKey("twin_campaign"))
     ops: dict[str, object] = {name: {"config": {"settle_s": 0}} for name in ("landed_files", "measurements")}
@@ -64,6 +66,16 @@ def run_pipeline(
     yield f"growth runs: {built} built, {len(quarantined)} quarantined, {len(failed)} failed"
     if failed:
         raise RuntimeError(f"{len(failed)} growth run(s) failed: {', '.join(failed)}")
+    if built:  # new runs: the training set follows
+        training = defs.resolve_job_def(TRAINING_JOB)
+        done = training.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
+        if not done.success:
+            raise RuntimeError(f"training set run {done.run_id} failed: {_failures(done)}")
+        metadata = done.asset_materializations_for_node("training_set")[0].metadata
+        yield (
+            f"training set: {metadata['dagster/row_count'].value} layers of {metadata['runs'].value} "
+            f"runs, {metadata['measured_layers'].value} measured"
+        )
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> Iterator[str]:

@@ -21,7 +21,7 @@ from assets.run import MAIN_JOB, run_pipeline
 from assets.twin import twin_campaign
 from sensors.landing import growth_run_sensor, landing_sensor, measurement_sensor
 
-RUN_KEYS = ["raw_run", "sensor_table", "validated_run", "run_summary"]
+RUN_KEYS = ["raw_run", "sensor_table", "validated_run", "run_summary", "layer_features"]
 NOW = {"ops": {"landed_files": {"config": {"settle_s": 0}}}}
 
 
@@ -35,8 +35,9 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_definitions_load_with_the_jobs_sensors_and_checks() -> None:
     dg.Definitions.validate_loadable(defs)
     keys = {spec.key.to_user_string() for spec in defs.resolve_all_asset_specs()}
-    assert keys == {"twin_campaign", "landed_files", "measurements", *RUN_KEYS}
-    for job in (MAIN_JOB, "ingest_landing", "ingest_measurements", "growth_run"):
+    assert keys == {"twin_campaign", "landed_files", "measurements", "cell_calibrations",
+                    "training_set", *RUN_KEYS}  # fmt: skip
+    for job in (MAIN_JOB, "ingest_landing", "ingest_measurements", "growth_run", "training"):
         assert defs.resolve_job_def(job) is not None
     graph = defs.resolve_asset_graph()
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
@@ -76,6 +77,8 @@ def test_landed_files_add_one_partition_per_run_and_each_builds(campaign: Path, 
         run = defs.resolve_job_def("growth_run").execute_in_process(instance=instance, partition_key=keys[0])
         assert run.success
         assert [m.asset_key.to_user_string() for m in run.get_asset_materialization_events()] == RUN_KEYS
+        features = run.asset_materializations_for_node("layer_features")[0].metadata
+        assert features["layers"].value > 0 and features["features_version"].value == "1"
         checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
         assert checks[CHECK_ERRORS] is True
         table = run.asset_materializations_for_node("sensor_table")[0].metadata
@@ -177,11 +180,15 @@ def test_growth_run_sensor_requests_each_pending_run_once(campaign: Path, isolat
 def test_pipeline_runs_everything_pending_on_the_instance(isolated_home: Path) -> None:
     with dg.instance_for_test() as instance:
         lines = list(run_pipeline(instance, twin_config={"runs": 2, "tools": 1, "seed": 5}))
-        assert lines[:3] == ["materialized twin_campaign", "materialized landed_files", "materialized measurements"]
+        assert lines[:2] == ["materialized twin_campaign", "materialized landed_files"]
+        assert set(lines[2:4]) == {"materialized measurements", "materialized cell_calibrations"}
         assert sum(line.startswith("built ") for line in lines) == 2
-        assert lines[-1] == "growth runs: 2 built, 0 quarantined, 0 failed"
+        assert lines[-2] == "growth runs: 2 built, 0 quarantined, 0 failed"
+        assert lines[-1].startswith("training set: ") and " layers of 2 runs, " in lines[-1]
         jobs = sorted(r.job_name for r in instance.get_runs())
-        assert jobs == sorted([MAIN_JOB, "growth_run", "growth_run"])
+        assert jobs == sorted([MAIN_JOB, "growth_run", "growth_run", "training"])
+        sets = instance.get_latest_materialization_event(dg.AssetKey("training_set"))
+        assert sets is not None and sets.asset_materialization.metadata["runs"].value == 2
         # Nothing pending: a second pipeline builds nothing and does not re-simulate the twin.
         again = list(run_pipeline(instance))
         assert "materialized twin_campaign" not in again

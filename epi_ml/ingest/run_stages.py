@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from epi_ml.channels import SENSOR_SCHEMA
+from epi_ml.features.windows import LayerWindow, in_windows, window_statistics, windows_frame
 from epi_ml.findings import Finding, severity_counts, status_of
 from epi_ml.ingest.files import IngestContext, write_quarantine_record
 from epi_ml.ingest.runs import RunInput, fingerprint, load_segment, select_inputs
@@ -206,35 +207,32 @@ def summarize_run(ctx: IngestContext, run_id: str) -> pl.DataFrame:
 
 
 def layer_statistics(sensors: pl.DataFrame, layers: list[Layer]) -> pl.DataFrame:
-    windows = pl.DataFrame(
-        {
-            "layer": [layer.index for layer in layers],
-            "material": [layer.material for layer in layers],
-            "start": [layer.started_at for layer in layers],
-            "end": [layer.ended_at for layer in layers],
-        },
-        schema={"layer": pl.Int64, "material": pl.String, "start": SENSOR_SCHEMA["time"],
-                "end": SENSOR_SCHEMA["time"]},  # fmt: skip
-    ).drop_nulls()
+    """Per layer and channel (the channels that set a layer): n, mean, std, min, max, slope."""
+    windows = windows_frame([window_of(layer) for layer in layers if layer.started_at and layer.ended_at])
     wanted = pl.any_horizontal(
         [pl.col("channel").str.ends_with(s) if s.startswith(".") else pl.col("channel") == s
          for s in LAYER_STAT_CHANNELS]  # fmt: skip
     )
-    samples = sensors.filter(wanted & pl.col("value").is_finite())
-    joined = samples.join_where(
-        windows, pl.col("time") >= pl.col("start"), pl.col("time") <= pl.col("end")
-    )
+    joined = in_windows(sensors.filter(wanted & pl.col("value").is_finite()), windows)
     return (
-        joined.group_by("layer", "material", "start", "end", "channel")
-        .agg(
-            pl.len().alias("n"),
-            pl.col("value").mean().alias("mean"),
-            pl.col("value").std().alias("std"),
-            pl.col("value").min().alias("min"),
-            pl.col("value").max().alias("max"),
-        )
+        window_statistics(joined, by=("layer", "material", "start", "end", "channel"))
         .with_columns(duration_s=(pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6)
         .sort("layer", "channel")
+    )
+
+
+def window_of(layer: Layer) -> LayerWindow:
+    assert layer.started_at is not None and layer.ended_at is not None
+    return LayerWindow(
+        index=layer.index,
+        kind=layer.kind,
+        material=layer.material,
+        start=layer.started_at,
+        end=layer.ended_at,
+        open_sources=frozenset(layer.open_sources),
+        label=layer.label,
+        target_thickness_nm=layer.target_thickness_nm,
+        target_composition=layer.target_composition,
     )
 
 

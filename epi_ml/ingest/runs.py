@@ -26,6 +26,7 @@ import polars as pl
 from sqlalchemy import Engine, delete, or_, select
 from sqlalchemy.orm import Session
 
+from epi_ml.ingest.equipment import register_refills
 from epi_ml.ingest.segment import LayerSegment, RunSegment, segment_tool_logs
 from epi_ml.store import Lake, write_session
 from epi_ml.store.lake import atomic_write
@@ -78,6 +79,7 @@ def fingerprint(segment: dict[str, Any], inputs: list[RunInput]) -> str:
 def register_tool_runs(engine: Engine, lake: Lake, tool_id: str, tz: str = "UTC") -> list[RunChange]:
     """Segment the tool's logs and bring its growth runs (and their layers) up to date."""
     messages = _tool_table(engine, tool_id, "messages")
+    register_refills(engine, tool_id, messages)
     shutters = _tool_table(engine, tool_id, "shutters")
     segments = segment_tool_logs(tool_id, messages, shutters, tz=tz)
     changes = []

@@ -38,6 +38,7 @@ from epi_ml.twin.run import RunTrace, simulate_run
 from epi_ml.twin.state import ToolState, anchor_rates, initial_state, update_rates_from_rheed
 from epi_ml.twin.tools import GROUP_III, ToolSpec, make_tool, tool_names
 from epi_ml.twin.writers import (
+    RunWriter,
     append_measurements,
     make_writer,
     stamp_run_files,
@@ -262,7 +263,7 @@ def simulate_tool(job: ToolJob) -> ToolResult:
             continue
         low = [c for c in GROUP_III if state.cells[c].used_fraction > REFILL_AT]
         if low:
-            day = _maintenance(state, day, result, rng)
+            day = _maintenance(state, day, result, rng, writer)
             last_calibration, need_rheed = None, True
             free_at = datetime.combine(day, DAY_START, UTC)
             continue
@@ -357,12 +358,26 @@ def _grow(
     return simulate_run(state, plan, faults, start, rng)
 
 
-def _maintenance(state: ToolState, day: date, result: ToolResult, rng: np.random.Generator) -> date:
-    """Vent, refill the low cells, bake out; the tool is back after MAINTENANCE_DAYS."""
+def _maintenance(
+    state: ToolState, day: date, result: ToolResult, rng: np.random.Generator, writer: RunWriter
+) -> date:
+    """Vent, refill the low cells, bake out; the tool is back after MAINTENANCE_DAYS. The
+    operator logs it in the tool's messages (`Refill Ga 250.0g`, docs/twin.md), as ingest
+    reads refills from there."""
     refilled = [c for c in GROUP_III if state.cells[c].used_fraction > 0.4]
-    for name in refilled:
-        state.refill(name)
     back = day + timedelta(days=MAINTENANCE_DAYS)
+    vented = datetime.combine(day, time(8, 0), UTC)
+    notes = [(vented, "Vent for maintenance")]
+    for i, name in enumerate(refilled):
+        state.refill(name)
+        grams = state.spec.cells[name].charge_g
+        notes.append((vented + timedelta(hours=2, minutes=10 * i), f"Refill {name} {grams:.1f}g"))
+    notes.append((datetime.combine(back, time(6, 30), UTC), "Bake-out end, tool ready"))
+    last: dict[Path, datetime] = {}
+    for at, text in notes:
+        last[writer.write_tool_message(at, "Operator", text)] = at
+    for path, at in last.items():  # dated as the logger left them (see stamp_run_files)
+        os.utime(path, ns=(int(at.timestamp() * 1e9),) * 2)
     result.maintenance.append(
         clean_json(
             {

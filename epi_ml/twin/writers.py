@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -62,6 +63,8 @@ class RunWriter(Protocol):
     def end_run(self, trace: RunTrace) -> None: ...
 
     def run_files(self, trace: RunTrace) -> list[tuple[Path, int]]: ...
+
+    def write_tool_message(self, at: datetime, caller: str, text: str) -> Path: ...
 
 
 def make_writer(fmt: str, tool_dir: Path) -> RunWriter:
@@ -225,8 +228,17 @@ class EpicWriter:
 
     def write_message(self, trace: RunTrace, at: float, caller: str, text: str) -> None:
         ms = int(trace.epoch_ms(np.array([at]))[0])
+        self._message_at(ms, caller, text)
+
+    def write_tool_message(self, at: datetime, caller: str, text: str) -> Path:
+        """A message outside any run (maintenance), in the day's Messages.txt."""
+        return self._message_at(int(at.timestamp() * 1000), caller, text)
+
+    def _message_at(self, ms: int, caller: str, text: str) -> Path:
         row = f"{epic_timestamp_ms(ms)},{caller},{text},{MESSAGE_COLOR}\r\n".encode()
-        _append(self.day_dir(ms) / "Messages.txt", MESSAGES_HEADER, row)
+        path = self.day_dir(ms) / "Messages.txt"
+        _append(path, MESSAGES_HEADER, row)
+        return path
 
 
 def _split_days(ms: np.ndarray) -> Iterable[tuple[int, int, int]]:
@@ -254,6 +266,19 @@ class WideWriter:
     def run_files(self, trace: RunTrace) -> list[tuple[Path, int]]:
         last = int(trace.epoch_ms(np.array([trace.plan.duration_s]))[0])
         return [(self.path(trace, suffix), last) for suffix in ("", "_rheed", "_messages")]
+
+    def write_tool_message(self, at: datetime, caller: str, text: str) -> Path:
+        """A message outside any run (maintenance), in `logs/<date>_messages.<fmt>`."""
+        path = self.logs / f"{at:%Y-%m-%d}_messages.{self.fmt}"
+        row = pl.DataFrame(
+            {"time": [at], "caller": [caller], "message": [text]},
+            schema={"time": pl.Datetime("ms", "UTC"), "caller": pl.String, "message": pl.String},
+        )
+        if path.exists():
+            row = pl.concat([pl.read_parquet(path) if self.fmt == "parquet" else
+                             pl.read_csv(path, try_parse_dates=True).cast(row.schema), row])  # fmt: skip
+        self._write(path, row)
+        return path
 
     def write_window(self, trace: RunTrace, t0: float, t1: float) -> None:
         keep = (trace.log_t >= t0) & (trace.log_t < t1)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,9 @@ FEATURES_VERSION = "1"
 SHUTTER_SOURCES = ("Ga", "Al", "In", "Si", "Be", "As")
 TRANSIENT_S = 60.0  # the opening shutter's flux transient settles within about a minute
 RHEED_MIN_S = 10.0  # shorter layers hold too few oscillations to read
+# Oscillations damp out within tens of monolayers: a layer's first two minutes hold all of them
+# (reading longer windows costs time and finds nothing more; docs/rheed.md).
+RHEED_WINDOW = timedelta(seconds=120)
 # channel -> feature prefix, for the channels summarised per layer
 SUMMARISED = {
     **{f"{c}.T": f"{c}_T" for c in GROUP_III},
@@ -242,8 +245,9 @@ def _rheed(sensors: pl.DataFrame, layer: LayerWindow) -> dict[str, Any]:
     from epi_ml.analysis.rheed import growth_rate_in_window
 
     try:
+        end = min(layer.end, layer.start + RHEED_WINDOW)
         estimate = growth_rate_in_window(
-            sensors, layer.start, layer.end, material=layer.material, x=layer.target_composition
+            sensors, layer.start, end, material=layer.material, x=layer.target_composition
         )
     except ValueError:  # an alloy of unknown composition: its monolayer thickness is unknown
         return {}

@@ -252,7 +252,7 @@ def _day_first_fixed_width(texts: pl.Series) -> pl.Series:
     seconds = days.astype(np.int64) * 86_400 + (hour * 60 + minute) * 60 + second
     micros = seconds * 1_000_000 + milli * 1000
     if valid.all() and len(rows) == n:  # the usual log: every row read here
-        return pl.Series(micros.view("datetime64[us]"))
+        return pl.Series(micros).cast(pl.Datetime("us"))
     values = np.zeros(n, dtype=np.int64)
     ok = np.zeros(n, dtype=bool)
     values[rows[valid]], ok[rows[valid]] = micros[valid], True

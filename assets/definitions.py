@@ -22,8 +22,9 @@ main_job = dg.define_asset_job(
     description="The twin's campaign into landing/, then everything that landed ingested.",
 )
 landing_job = dg.define_asset_job(
-    LANDING_JOB, selection=[landed_files], executor_def=executor,
-    description="Ingest what is ready in landing/ (the landing sensor launches it).",
+    LANDING_JOB, selection=[landed_files, cell_calibrations], executor_def=executor,
+    description="Ingest what is ready in landing/ and update the calibration history (the "
+    "landing sensor launches it).",
 )  # fmt: skip
 measurements_job = dg.define_asset_job(
     MEASUREMENTS_JOB, selection=[measurements], executor_def=executor,
@@ -37,9 +38,9 @@ growth_run_job = dg.define_asset_job(
 )
 training_job = dg.define_asset_job(
     TRAINING_JOB,
-    selection=dg.AssetSelection.assets(cell_calibrations, training_set),
+    selection=dg.AssetSelection.assets(training_set),
     executor_def=executor,
-    description="The calibration history and the training set (features + measurements).",
+    description="The training set: every validated run's features with its measurements.",
 )
 # The training set follows the day's runs and measurements; a model retrain (issue 6) follows it.
 training_schedule = dg.ScheduleDefinition(

@@ -3,6 +3,8 @@
 Thin: epi_ml.features and epi_ml.calibration do the work; here are partitions and UI metadata.
 """
 
+import hashlib
+
 import dagster as dg
 import polars as pl
 
@@ -40,6 +42,7 @@ def cell_calibrations(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) 
         else history
     )
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(hashlib.sha256(path.read_bytes()).hexdigest()),
         metadata={
             "dagster/row_count": history.height,
             "path": dg.MetadataValue.path(str(path)),

@@ -11,6 +11,8 @@ from assets.partitions import GROWTH_RUNS
 from assets.resources import EpiMlResource
 from assets.twin import twin_campaign
 from epi_ml.ingest.batch import LandingBatch, ingest_landing
+from epi_ml.store.models import IngestEvent, Measurement
+from epi_ml.store.repo import table_version
 
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -35,10 +37,13 @@ class LandingConfig(dg.Config):
 def landed_files(
     context: dg.AssetExecutionContext, config: LandingConfig, epi_ml: EpiMlResource
 ) -> dg.MaterializeResult:
-    batch = ingest_landing(epi_ml.ingest_context(), settle_s=_settle(config))
+    ctx = epi_ml.ingest_context()
+    batch = ingest_landing(ctx, settle_s=_settle(config))
     complete = [c.run_id for c in batch.report.runs if c.status not in ("live", "open")]
     _add_partitions(context.instance, complete)
-    return dg.MaterializeResult(metadata=_batch_metadata(batch))
+    # Unchanged when the batch held nothing new: downstream assets stay up to date.
+    version = dg.DataVersion(table_version(ctx.engine, IngestEvent))
+    return dg.MaterializeResult(metadata=_batch_metadata(batch), data_version=version)
 
 
 @dg.asset(
@@ -54,14 +59,16 @@ def landed_files(
 def measurements(
     context: dg.AssetExecutionContext, config: LandingConfig, epi_ml: EpiMlResource
 ) -> dg.MaterializeResult:
-    batch = ingest_landing(epi_ml.ingest_context(), measurements=True, settle_s=_settle(config))
+    ctx = epi_ml.ingest_context()
+    batch = ingest_landing(ctx, measurements=True, settle_s=_settle(config))
     link = batch.report.measurements
     metadata = _batch_metadata(batch)
     metadata["rows_stored"] = link.stored
     metadata["rows_waiting_for_runs"] = sum(link.waiting.values())
     if link.waiting:
         metadata["waiting_for_runs"] = table_markdown(["run id", "rows"], sorted(link.waiting.items()))
-    return dg.MaterializeResult(metadata=metadata)
+    version = dg.DataVersion(table_version(ctx.engine, Measurement))
+    return dg.MaterializeResult(metadata=metadata, data_version=version)
 
 
 def _settle(config: LandingConfig) -> float | None:

@@ -73,6 +73,14 @@ def test_landed_files_add_one_partition_per_run_and_each_builds(campaign: Path, 
         assert metadata["runs_new"].value == 2 and metadata["quarantined_files"].value == 0
         keys = instance.get_dynamic_partitions(GROWTH_RUNS)
         assert sorted(keys) == ["MBE1-20260105-01", "MBE1-20260105-02"]
+        # Nothing new the second time: the same data version, so nothing downstream goes stale
+        again = _ingest(instance)
+        versions = [
+            r.asset_materializations_for_node(node)[0].tags["dagster/data_version"]
+            for r in (result, again)
+            for node in ("landed_files", "cell_calibrations")
+        ]
+        assert versions[:2] == versions[2:]
 
         run = defs.resolve_job_def("growth_run").execute_in_process(instance=instance, partition_key=keys[0])
         assert run.success

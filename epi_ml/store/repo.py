@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,3 +25,11 @@ def ensure_tool(session: Session, tool_id: str, **attrs: Any) -> Tool:
     tool = session.get(Tool, tool_id)
     assert tool is not None
     return tool
+
+
+def table_version(engine: Engine, model: type[Any]) -> str:
+    """A version of an append-mostly table's content: its row count and newest id. Unchanged
+    while nothing is added, so a re-run that adds nothing reports the same data version."""
+    with Session(engine) as session:
+        count, newest = session.execute(select(func.count(), func.max(model.id))).one()
+    return f"{model.__tablename__}:{count}:{newest or 0}"

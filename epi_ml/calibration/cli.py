@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-EXIT_OK, EXIT_USAGE, EXIT_UNUSABLE = 0, 2, 3
+EXIT_OK, EXIT_UNUSABLE = 0, 3  # usage errors: 2 (epi_ml.cli_common)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,26 +41,22 @@ def calibrate(
 ) -> None:
     """Per cell: activation energy, prefactor, fit quality, BEP, and drift between dates."""
     from epi_ml.calibration.cells import CellCalibration, drift_alerts, drift_series
+    from epi_ml.cli_common import require_paths, usage_error
     from epi_ml.calibration.history import calibrations_from_files, dedupe_fittings, history_frame
     from epi_ml.ingest.tools import ToolConfigError, load_tool_configs
     from epi_ml.readers.timestamps import check_timezone
     from epi_ml.settings import get_settings
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        typer.echo(f"error: no such file or folder: {', '.join(missing)}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    require_paths(paths)
     try:
         if tz:
             check_timezone(tz)
         zones = {name: c.timezone for name, c in load_tool_configs(get_settings().home).items()}
     except (ValueError, ToolConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+        usage_error(str(exc))
     results = calibrations_from_files(paths, tool=tool, tz=tz, timezones=zones)
     if not results:
-        typer.echo("error: no calibration scan or Fitting.txt in the given paths", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        usage_error("no calibration scan or Fitting.txt in the given paths")
     frame = history_frame(dedupe_fittings(c for r in results for c in r.calibrations))
     calibrations = [CellCalibration.from_row(row) for row in frame.iter_rows(named=True)]
     drifts = drift_series(calibrations, at)

@@ -44,7 +44,7 @@ from epi_ml.ingest.tools import load_tool_configs
 from epi_ml.settings import Settings, get_settings
 from epi_ml.store import current_revision, engine_for, head_revision, upgrade
 
-EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED = 0, 2, 3
+EXIT_OK, EXIT_QUARANTINED = 0, 3  # usage errors: 2 (epi_ml.cli_common)
 RECORD_EVERY = 64  # files per group commit
 
 

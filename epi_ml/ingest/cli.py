@@ -31,18 +31,15 @@ def ingest(
     ),
 ) -> None:
     """Ingest tool logs, calibrations, RHEED exports, recipes and measurements; build their runs."""
-    from epi_ml.ingest.batch import EXIT_USAGE, ingest_paths, open_context
+    from epi_ml.cli_common import require_paths, usage_error
+    from epi_ml.ingest.batch import ingest_paths, open_context
     from epi_ml.ingest.tools import ToolConfigError
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        typer.echo(f"error: no such file or folder: {', '.join(missing)}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+    require_paths(paths)
     try:
         ctx = open_context(tool=tool)
     except ToolConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+        usage_error(str(exc))
     report = ingest_paths(ctx, [p.absolute() for p in paths], build=not no_build)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))

@@ -44,7 +44,8 @@ def tail(
     ),
 ) -> None:
     """Follow the growth runs in progress: new log lines and MQTT samples into the live buffer."""
-    from epi_ml.ingest.batch import EXIT_USAGE, open_context
+    from epi_ml.cli_common import EXIT_USAGE
+    from epi_ml.ingest.batch import open_context
     from epi_ml.ingest.tools import ToolConfigError
     from epi_ml.live.runs import LiveTools, RunEvent
     from epi_ml.live.tailer import Tailer

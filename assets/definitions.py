@@ -5,6 +5,7 @@ import dagster as dg
 from assets.features import FEATURE_ASSETS, cell_calibrations, layer_features, training_set
 from assets.growth_runs import RUN_ASSETS
 from assets.ingest import landed_files, measurements
+from assets.models import MODEL_ASSETS, retrain_job, retrain_sensor
 from assets.resources import EpiMlResource
 from assets.run import MAIN_JOB, TRAINING_JOB
 from assets.twin import twin_campaign
@@ -42,16 +43,16 @@ training_job = dg.define_asset_job(
     executor_def=executor,
     description="The training set: every validated run's features with its measurements.",
 )
-# The training set follows the day's runs and measurements; a model retrain (issue 6) follows it.
+# The training set follows the day's runs and measurements; a retrain follows it (retrain_sensor).
 training_schedule = dg.ScheduleDefinition(
     name="training_set_daily", job=training_job, cron_schedule="0 5 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )  # fmt: skip
 
 defs = dg.Definitions(
-    assets=[twin_campaign, landed_files, measurements, *RUN_ASSETS, *FEATURE_ASSETS],
-    jobs=[main_job, landing_job, measurements_job, growth_run_job, training_job],
+    assets=[twin_campaign, landed_files, measurements, *RUN_ASSETS, *FEATURE_ASSETS, *MODEL_ASSETS],
+    jobs=[main_job, landing_job, measurements_job, growth_run_job, training_job, retrain_job],
     schedules=[training_schedule],
-    sensors=SENSORS,
+    sensors=[*SENSORS, retrain_sensor],
     resources={"epi_ml": EpiMlResource()},
 )

@@ -3,7 +3,9 @@ so that its runs show in the Dagster UI exactly like the runs the sensors launch
 
 First the main job (the twin's campaign when it has never been made, then the ingest of
 landing/ and the calibration history), then one run of the growth_run job per pending growth run
-partition (ingest stages and layer features), then the training set when runs were built.
+partition (ingest stages and layer features), then the training set when runs were built, then
+the retrain job (candidate model -> gate -> champion) when the training set has enough
+calibration epochs of measured layers to split.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dagster as dg
 
 MAIN_JOB = "main"
 TRAINING_JOB = "training"
+RETRAIN_JOB = "retrain"
 # The runs' events are in the Dagster UI; the terminal gets a line per step and the warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -76,6 +79,39 @@ def run_pipeline(
             f"training set: {metadata['dagster/row_count'].value} layers of {metadata['runs'].value} "
             f"runs, {metadata['measured_layers'].value} measured"
         )
+        yield from _retrain(instance, defs)
+
+
+def _retrain(instance: dg.DagsterInstance, defs: dg.Definitions) -> Iterator[str]:
+    """The retrain job, when the training set can be split (else a line that says why not)."""
+    from assets.models import GATE_CHECK
+    from assets.resources import EpiMlResource
+    from epi_ml.models.lifecycle import load_training_data
+    from epi_ml.models.data import split_by_epoch
+
+    try:
+        split_by_epoch(load_training_data(EpiMlResource().ingest_context()).examples)
+    except ValueError as exc:
+        yield f"model: not trained yet ({exc})"
+        return
+    done = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
+        instance=instance, run_config=QUIET, raise_on_error=False
+    )
+    checks = {e.check_name: e for e in done.get_asset_check_evaluations()}
+    candidate = done.asset_materializations_for_node("candidate_model")
+    if not candidate:
+        raise RuntimeError(f"retrain run {done.run_id} failed: {_failures(done)}")
+    meta = candidate[0].metadata
+    yield (
+        f"candidate model v{meta['version'].value} on {meta['device'].value}: thickness MAPE "
+        f"{meta['thickness_mape_pct'].value:.2f} % on its evaluation epochs, "
+        f"{meta['training_seconds'].value:.0f} s"
+    )
+    gate = checks.get(GATE_CHECK)
+    if gate is not None and gate.passed:
+        yield f"gate passed: v{meta['version'].value} is the champion"
+    else:
+        yield f"gate refused v{meta['version'].value}: {gate.description if gate else _failures(done)}"
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> Iterator[str]:

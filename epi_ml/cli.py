@@ -96,6 +96,7 @@ _FEATURES.append("epi_ml.ingest.cli")  # ingest: files into the store, runs buil
 _FEATURES.append("epi_ml.live.cli")  # tail: live samples into the store
 _FEATURES.append("epi_ml.calibration.cli")  # calibrate: Arrhenius fits, drift
 _FEATURES.append("epi_ml.analysis.rheed_cli")  # rheed: growth rate from RHEED oscillations
+_FEATURES.append("epi_ml.models.cli")  # train, models, promote, rollback, predict
 
 
 def _register_features() -> None:

@@ -19,6 +19,7 @@ from assets.partitions import GROWTH_RUNS
 from assets.resources import EpiMlResource
 from assets.run import MAIN_JOB, run_pipeline
 from assets.twin import twin_campaign
+from epi_ml.features.core import FEATURES_VERSION
 from sensors.landing import growth_run_sensor, landing_sensor, measurement_sensor
 
 RUN_KEYS = ["raw_run", "sensor_table", "validated_run", "run_summary", "layer_features"]
@@ -36,15 +37,18 @@ def test_definitions_load_with_the_jobs_sensors_and_checks() -> None:
     dg.Definitions.validate_loadable(defs)
     keys = {spec.key.to_user_string() for spec in defs.resolve_all_asset_specs()}
     assert keys == {"twin_campaign", "landed_files", "measurements", "cell_calibrations",
-                    "training_set", *RUN_KEYS}  # fmt: skip
-    for job in (MAIN_JOB, "ingest_landing", "ingest_measurements", "growth_run", "training"):
+                    "training_set", "candidate_model", "model_evaluation", "champion_model",
+                    *RUN_KEYS}  # fmt: skip
+    for job in (MAIN_JOB, "ingest_landing", "ingest_measurements", "growth_run", "training", "retrain"):
         assert defs.resolve_job_def(job) is not None
     graph = defs.resolve_asset_graph()
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
     assert partitioned == set(RUN_KEYS)
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {CHECK_ERRORS, CHECK_WARNINGS}
-    assert {s.name for s in defs.sensors} == {"landing_sensor", "measurement_sensor", "growth_run_sensor"}
+    assert checks == {CHECK_ERRORS, CHECK_WARNINGS, "gate_passed"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "measurement_sensor", "growth_run_sensor",
+                                             "retrain_sensor"}  # fmt: skip
+    assert graph.get(dg.AssetKey("candidate_model")).pools == {"gpu"}
 
 
 def test_twin_campaign_materializes_into_landing(isolated_home: Path) -> None:
@@ -86,7 +90,7 @@ def test_landed_files_add_one_partition_per_run_and_each_builds(campaign: Path, 
         assert run.success
         assert [m.asset_key.to_user_string() for m in run.get_asset_materialization_events()] == RUN_KEYS
         features = run.asset_materializations_for_node("layer_features")[0].metadata
-        assert features["layers"].value > 0 and features["features_version"].value == "1"
+        assert features["layers"].value > 0 and features["features_version"].value == FEATURES_VERSION
         checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
         assert checks[CHECK_ERRORS] is True
         table = run.asset_materializations_for_node("sensor_table")[0].metadata
@@ -191,8 +195,10 @@ def test_pipeline_runs_everything_pending_on_the_instance(isolated_home: Path) -
         assert lines[:2] == ["materialized twin_campaign", "materialized landed_files"]
         assert set(lines[2:4]) == {"materialized measurements", "materialized cell_calibrations"}
         assert sum(line.startswith("built ") for line in lines) == 2
-        assert lines[-2] == "growth runs: 2 built, 0 quarantined, 0 failed"
-        assert lines[-1].startswith("training set: ") and " layers of 2 runs, " in lines[-1]
+        assert lines[-3] == "growth runs: 2 built, 0 quarantined, 0 failed"
+        assert lines[-2].startswith("training set: ") and " layers of 2 runs, " in lines[-2]
+        # two runs are too few to split into calibration epochs: no model, and the line says why
+        assert lines[-1].startswith("model: not trained yet (") and "calibration epoch" in lines[-1]
         jobs = sorted(r.job_name for r in instance.get_runs())
         assert jobs == sorted([MAIN_JOB, "growth_run", "growth_run", "training"])
         sets = instance.get_latest_materialization_event(dg.AssetKey("training_set"))

@@ -22,13 +22,15 @@ from sqlalchemy import select
 
 from epi_ml.features.core import FEATURES_VERSION, RunContext, feature_schema, layer_features
 from epi_ml.features.history import MEASUREMENT_SCHEMA, REFILL_SCHEMA, with_history
+from epi_ml.features.traces import TRACE_SCHEMA, layer_traces
 from epi_ml.ingest.files import IngestContext
 from epi_ml.ingest.run_stages import RunNotReady, window_of
 from epi_ml.store import read_session
 from epi_ml.store.models import Cell, GrowthRun, IngestEvent, Layer, Measurement
 
 FEATURES_TABLE = "features"
-TRAINING_DATASET, TRAINING_NAME = "training", "training_set"
+TRACES_TABLE = "traces"
+TRAINING_DATASET, TRAINING_NAME, TRACES_NAME = "training", "training_set", "traces"
 TARGETS = ("xrd_thickness_nm", "xrd_composition", "pl_peak_nm")
 VALVED = "As"
 
@@ -40,11 +42,13 @@ class TrainingSet:
     sha256: str
     runs: int
     measured_layers: int
+    traces_path: Path
 
 
 def build_run_features(ctx: IngestContext, run_id: str, history: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The run's layer features, written to the lake. `history`: the calibration history
-    (epi_ml.calibration.calibration_history), when the caller already has it."""
+    """The run's layer features and sensor traces (epi_ml.features.traces), written to the lake.
+    `history`: the calibration history (epi_ml.calibration.calibration_history), when the caller
+    already has it."""
     with read_session(ctx.engine) as session:
         run = session.get(GrowthRun, run_id)
         if run is None or run.started_at is None:
@@ -60,6 +64,7 @@ def build_run_features(ctx: IngestContext, run_id: str, history: pl.DataFrame | 
     sensors = ctx.lake.read_run_table(run_id, "sensors")
     context = run_context(ctx, run.tool_id, run_id, run.started_at, history)
     table = layer_features(sensors, layers, context)
+    ctx.lake.write_run_table(run_id, TRACES_TABLE, layer_traces(sensors, layers))
     ctx.lake.write_run_table(run_id, FEATURES_TABLE, table)
     return table
 
@@ -130,9 +135,39 @@ def _refills_before(ctx: IngestContext, tool: str, at: datetime) -> dict[str, da
 
 
 def build_training_set(ctx: IngestContext) -> TrainingSet:
-    """Every validated run's features + sequence features + measurements, in the lake."""
+    """Every validated run's features + sequence features + measurements, in the lake; their
+    sensor traces beside it (`training/traces.parquet`, keyed by run_id and layer)."""
     with read_session(ctx.engine) as session:
         run_ids = session.scalars(select(GrowthRun.id).where(GrowthRun.status == "validated")).all()
+    refills, measured = history_inputs(ctx)
+    paths = [ctx.lake.run_table_path(r, FEATURES_TABLE) for r in run_ids]
+    frames = [pl.read_parquet(p) for p in paths if p.exists()]
+    features = pl.concat(frames) if frames else pl.DataFrame(schema=feature_schema())
+    features = features.filter(pl.col("features_version") == FEATURES_VERSION)
+    table = _with_targets(with_history(features, refills, measured), measured).sort("tool", "start", "layer")
+    traces = _traces(ctx, table.get_column("run_id").unique().sort().to_list())
+    traces_path = ctx.lake.write_dataset(TRAINING_DATASET, TRACES_NAME, traces)
+    path = ctx.lake.write_dataset(TRAINING_DATASET, TRAINING_NAME, table)
+    measured_layers = table.filter(pl.col("xrd_thickness_nm").is_not_null()).height
+    return TrainingSet(
+        table, path, _sha256(path), table.get_column("run_id").n_unique(), measured_layers,
+        traces_path,
+    )  # fmt: skip
+
+
+def _traces(ctx: IngestContext, run_ids: list[str]) -> pl.DataFrame:
+    frames = [
+        ctx.lake.read_run_table(r, TRACES_TABLE).select(pl.lit(r).alias("run_id"), pl.all())
+        for r in run_ids
+        if ctx.lake.has_run_table(r, TRACES_TABLE)
+    ]
+    schema = {"run_id": pl.String, **TRACE_SCHEMA}
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def history_inputs(ctx: IngestContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What the sequence features read from the store: every refill, every measurement."""
+    with read_session(ctx.engine) as session:
         refills = pl.DataFrame(
             session.execute(select(Cell.tool_id, Cell.source, Cell.installed_at)).all(),
             schema=list(REFILL_SCHEMA),
@@ -146,16 +181,7 @@ def build_training_set(ctx: IngestContext) -> TrainingSet:
             schema=MEASUREMENT_SCHEMA,
             orient="row",
         )
-    paths = [ctx.lake.run_table_path(r, FEATURES_TABLE) for r in run_ids]
-    frames = [pl.read_parquet(p) for p in paths if p.exists()]
-    features = pl.concat(frames) if frames else pl.DataFrame(schema=feature_schema())
-    features = features.filter(pl.col("features_version") == FEATURES_VERSION)
-    table = _with_targets(with_history(features, refills, measured), measured).sort("tool", "start", "layer")
-    path = ctx.lake.write_dataset(TRAINING_DATASET, TRAINING_NAME, table)
-    measured_layers = table.filter(pl.col("xrd_thickness_nm").is_not_null()).height
-    return TrainingSet(
-        table, path, _sha256(path), table.get_column("run_id").n_unique(), measured_layers
-    )
+    return refills, measured
 
 
 def _with_targets(features: pl.DataFrame, measured: pl.DataFrame) -> pl.DataFrame:

@@ -31,7 +31,7 @@ from epi_ml.channels import GROUP_III
 from epi_ml.features.windows import LayerWindow, in_windows, window_statistics, windows_frame
 from epi_ml.validation.intervals import state_intervals
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"  # 2: the sensor traces (epi_ml.features.traces) came with the features
 SHUTTER_SOURCES = ("Ga", "Al", "In", "Si", "Be", "As")
 TRANSIENT_S = 60.0  # the opening shutter's flux transient settles within about a minute
 RHEED_MIN_S = 10.0  # shorter layers hold too few oscillations to read

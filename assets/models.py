@@ -192,20 +192,26 @@ MIN_NEW_LAYERS = 50  # new measured layers in the training set that make a retra
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"Requests a retrain when the training set holds {MIN_NEW_LAYERS} or more measured "
-    "layers than it held at the last request (its first materialization too).",
+    "layers than the newest registered model was trained on (or when there is no model yet).",
 )
-def retrain_sensor(context: dg.SensorEvaluationContext):
+def retrain_sensor(context: dg.SensorEvaluationContext, epi_ml: EpiMlResource):
+    from epi_ml.models import registry
+    from epi_ml.models.lifecycle import MODEL_NAME
+
     event = context.instance.get_latest_materialization_event(dg.AssetKey("training_set"))
     if event is None or event.asset_materialization is None:
         return dg.SkipReason("the training set was never materialized")
     entry = event.asset_materialization.metadata.get("measured_layers")
     measured = int(entry.value) if entry is not None else 0
-    last = int(context.cursor) if context.cursor else 0
-    if measured - last < MIN_NEW_LAYERS:
-        return dg.SkipReason(f"{measured - last} new measured layers since the last retrain (< {MIN_NEW_LAYERS})")
-    context.update_cursor(str(measured))
+    newest = registry.list_models(epi_ml.ingest_context().engine, MODEL_NAME)[:1]
+    trained_on = int(newest[0].lineage.get("training_set_measured_layers", 0)) if newest else 0
+    if measured - trained_on < MIN_NEW_LAYERS:
+        return dg.SkipReason(
+            f"{measured - trained_on} measured layers since the newest model (< {MIN_NEW_LAYERS})"
+        )
     return dg.RunRequest(
-        run_key=f"retrain:{measured}:{event.timestamp:.0f}", tags={"epi_ml/reason": f"{measured - last} new measured layers"}
+        run_key=f"retrain:{measured}",  # once per training-set size
+        tags={"epi_ml/reason": f"{measured - trained_on} new measured layers"},
     )
 
 

@@ -128,24 +128,31 @@ def test_retrain_job_gate_blocks_the_promotion() -> None:
 
 def test_retrain_sensor_waits_for_new_measured_layers() -> None:
     from assets.models import MIN_NEW_LAYERS, retrain_sensor
+    from assets.resources import EpiMlResource
 
     instance = dg.DagsterInstance.ephemeral()
-    context = dg.build_sensor_context(instance=instance)
-    assert isinstance(retrain_sensor(context), dg.SkipReason)  # never materialized
+
+    def tick() -> dg.RunRequest | dg.SkipReason:
+        context = dg.build_sensor_context(instance=instance, resources={"epi_ml": EpiMlResource()})
+        return retrain_sensor(context)
 
     def materialize(measured: int) -> None:
         instance.report_runless_asset_event(
             dg.AssetMaterialization("training_set", metadata={"measured_layers": measured})
         )
 
-    materialize(MIN_NEW_LAYERS + 5)
-    request = retrain_sensor(context)
-    assert isinstance(request, dg.RunRequest)
-    context = dg.build_sensor_context(instance=instance, cursor=str(MIN_NEW_LAYERS + 5))
-    materialize(MIN_NEW_LAYERS + 20)
-    assert isinstance(retrain_sensor(context), dg.SkipReason)  # 15 new: not worth a retrain
-    materialize(2 * MIN_NEW_LAYERS + 10)
-    assert isinstance(retrain_sensor(context), dg.RunRequest)
+    assert isinstance(tick(), dg.SkipReason)  # never materialized
+    materialize(MIN_NEW_LAYERS - 1)
+    assert isinstance(tick(), dg.SkipReason)  # too few to train on
+    with_training_set()
+    materialize(480)  # the synthetic set's measured layers
+    first = tick()
+    assert isinstance(first, dg.RunRequest) and first.run_key == "retrain:480"
+    lifecycle.train_candidate(open_context(), search_trials=0)  # what the request runs
+    materialize(480 + MIN_NEW_LAYERS - 5)
+    assert isinstance(tick(), dg.SkipReason)  # the newest model saw all but 45 of them
+    materialize(480 + MIN_NEW_LAYERS + 5)
+    assert isinstance(tick(), dg.RunRequest)
 
 
 def test_predict_a_recipe_on_an_ingested_home(tmp_path) -> None:

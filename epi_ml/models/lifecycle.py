@@ -47,6 +47,7 @@ class TrainingData:
     traces: pl.DataFrame
     training_set_sha256: str
     traces_sha256: str
+    measured_layers: int = 0  # with an XRD thickness (as the training_set asset counts them)
 
 
 @dataclass
@@ -73,6 +74,7 @@ def load_training_data(ctx: IngestContext) -> TrainingData:
     return TrainingData(
         select_examples(frame), traces, _sha256(path),
         _sha256(traces_path) if traces_path.exists() else "",
+        frame.filter(pl.col("xrd_thickness_nm").is_not_null()).height,
     )  # fmt: skip
 
 
@@ -105,6 +107,7 @@ def lineage_of(ctx: IngestContext, data: TrainingData, split: Split) -> dict[str
         "files": files,
         "training_set_sha256": data.training_set_sha256,
         "traces_sha256": data.traces_sha256,
+        "training_set_measured_layers": data.measured_layers,
         "features_version": FEATURES_VERSION,
         "layers": {**split.sizes(), "total": data.examples.height},
         "epochs": {
@@ -191,6 +194,8 @@ def evaluate_candidate(
     }
     champion = registry.model_for_alias(ctx.engine, name, registry.CHAMPION)
     notes = []
+    if candidate.lineage.get("training_set_sha256") not in (None, data.training_set_sha256):
+        notes.append(f"v{version} was trained on an earlier training set; evaluated on the current one")
     if champion is not None and champion.version != version:
         if champion.features_version != FEATURES_VERSION:
             notes.append(f"champion v{champion.version} reads features version "

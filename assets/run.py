@@ -86,8 +86,8 @@ def _retrain(instance: dg.DagsterInstance, defs: dg.Definitions) -> Iterator[str
     """The retrain job, when the training set can be split (else a line that says why not)."""
     from assets.models import GATE_CHECK
     from assets.resources import EpiMlResource
-    from epi_ml.models.lifecycle import load_training_data
     from epi_ml.models.data import split_by_epoch
+    from epi_ml.models.lifecycle import load_training_data
 
     try:
         split_by_epoch(load_training_data(EpiMlResource().ingest_context()).examples)

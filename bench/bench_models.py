@@ -14,7 +14,7 @@ end of the training weeks (stale), gradient boosting, the hybrid model from the 
 (sensors read) and from the recipe only. Errors against the XRD results (what a fab sees) and
 against the grown truth (what the twin knows). Coverage of the 90 % intervals against XRD.
 
-    python bench/bench_models.py --out bench-out [--runs 300] [--unseen-runs 150] [--trials 6]
+    python bench/bench_models.py --out bench-out [--runs 300] [--unseen-runs 300] [--trials 6]
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--runs", type=int, default=300)
-    parser.add_argument("--unseen-runs", type=int, default=150)
+    parser.add_argument("--unseen-runs", type=int, default=300)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

@@ -221,6 +221,17 @@ def main() -> int:
         ]  # fmt: skip
         lines += ["", *(f"- {'met' if ok else 'NOT met'}: {text}" if not text.startswith("(") else f"- {text}"
                         for text, ok in checks), ""]  # fmt: skip
+        # per tool: where a model gains or loses
+        grown = m["hybrid PyTorch, as grown (features + traces)"]["slices"]["tool"]
+        lines += ["| tool | layers | physics MAPE % | GBM MAPE % | hybrid MAPE % | hybrid vs truth % | "
+                  "hybrid coverage |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for tool, sl in grown.items():
+            ph = m["physics, calibration in force"]["slices"]["tool"][tool]["thickness"]
+            gb = m["gradient boosting (scikit-learn)"]["slices"]["tool"][tool]["thickness"]
+            t = sl["thickness"]
+            lines.append(f"| {tool} | {t['n']} | {ph['mape_pct']:.2f} | {gb['mape_pct']:.2f} | "
+                         f"{t['mape_pct']:.2f} | {sl['thickness_vs_truth']['mape_pct']:.2f} | {t['coverage']:.3f} |")  # fmt: skip
+        lines.append("")
         verdicts += [ok for _, ok in checks]
         sections.append("\n".join(lines))
 

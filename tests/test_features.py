@@ -96,3 +96,18 @@ def test_the_training_set_joins_measurements_and_history(built) -> None:  # type
     assert used[0] == 0.0 and used[1] > 0 and used[2] > used[1]
     again = build_training_set(ctx)
     assert again.sha256 == dataset.sha256  # the same inputs give the same bytes
+
+
+def test_features_of_an_older_version_are_rebuilt_for_the_training_set(built) -> None:  # type: ignore[no-untyped-def]
+    """After an upgrade (another FEATURES_VERSION, no traces yet) no run drops out silently."""
+    ctx, features = built
+    run_id = features.get_column("run_id")[0]
+    old = ctx.lake.read_run_table(run_id, "features").with_columns(features_version=pl.lit("0"))
+    ctx.lake.write_run_table(run_id, "features", old)
+    ctx.lake.run_table_path(run_id, "traces").unlink()
+    dataset = build_training_set(ctx)
+    assert dataset.runs == 3 and dataset.frame.height == features.height
+    assert set(dataset.frame["features_version"]) == {FEATURES_VERSION}
+    assert ctx.lake.has_run_table(run_id, "traces")
+    traces = pl.read_parquet(dataset.traces_path)
+    assert run_id in set(traces["run_id"]) and traces.height > 0

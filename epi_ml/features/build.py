@@ -140,6 +140,7 @@ def build_training_set(ctx: IngestContext) -> TrainingSet:
     with read_session(ctx.engine) as session:
         run_ids = session.scalars(select(GrowthRun.id).where(GrowthRun.status == "validated")).all()
     refills, measured = history_inputs(ctx)
+    rebuild_stale_features(ctx, run_ids)
     paths = [ctx.lake.run_table_path(r, FEATURES_TABLE) for r in run_ids]
     frames = [pl.read_parquet(p) for p in paths if p.exists()]
     features = pl.concat(frames) if frames else pl.DataFrame(schema=feature_schema())
@@ -153,6 +154,26 @@ def build_training_set(ctx: IngestContext) -> TrainingSet:
         table, path, _sha256(path), table.get_column("run_id").n_unique(), measured_layers,
         traces_path,
     )  # fmt: skip
+
+
+def rebuild_stale_features(ctx: IngestContext, run_ids: list[str]) -> list[str]:
+    """Runs whose features were built by another FEATURES_VERSION (an upgrade) are rebuilt from
+    their sensor tables, so the training set never silently loses them. Returns their ids."""
+    stale = []
+    for run_id in run_ids:
+        path = ctx.lake.run_table_path(run_id, FEATURES_TABLE)
+        if not path.exists() or not ctx.lake.has_run_table(run_id, "sensors"):
+            continue  # never built: its partition builds it
+        versions = pl.read_parquet(path, columns=["features_version"]).get_column("features_version")
+        if set(versions.unique().to_list()) - {FEATURES_VERSION} or not ctx.lake.has_run_table(run_id, TRACES_TABLE):
+            stale.append(run_id)
+    if stale:
+        from epi_ml.calibration import calibration_history
+
+        history = calibration_history(ctx)
+        for run_id in stale:
+            build_run_features(ctx, run_id, history)
+    return stale
 
 
 def _traces(ctx: IngestContext, run_ids: list[str]) -> pl.DataFrame:

@@ -69,7 +69,10 @@ def load_training_data(ctx: IngestContext) -> TrainingData:
     frame = pl.read_parquet(path)
     stale = frame.filter(pl.col("features_version") != FEATURES_VERSION).height
     if stale:
-        raise NoTrainingSet(f"{path} holds {stale} layers of another features version; rebuild it")
+        raise NoTrainingSet(
+            f"{path} holds {stale} layers of another features version: materialize training_set "
+            "again (`epi-ml pipeline` or the Dagster UI); it rebuilds those runs' features"
+        )
     traces = pl.read_parquet(traces_path) if traces_path.exists() else pl.DataFrame()
     return TrainingData(
         select_examples(frame), traces, _sha256(path),

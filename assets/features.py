@@ -11,7 +11,7 @@ import polars as pl
 from assets.growth_runs import GROUP as RUN_GROUP
 from assets.growth_runs import run_summary
 from assets.ingest import landed_files, measurements
-from assets.metadata import findings_markdown, table_markdown
+from assets.metadata import findings_markdown, number, table_markdown
 from assets.partitions import growth_runs
 from assets.resources import EpiMlResource
 from epi_ml.features.core import FEATURES_VERSION
@@ -49,7 +49,7 @@ def cell_calibrations(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) 
             "drift_alerts": len(alerts),
             "latest": table_markdown(
                 ["tool", "cell", "source", "taken", "Ea (eV)", "r²"],
-                [(r["tool"], r["cell"], r["source"], r["taken_at"], _num(r["activation_ev"], 3), _num(r["r2"], 5))
+                [(r["tool"], r["cell"], r["source"], r["taken_at"], number(r["activation_ev"], 3), number(r["r2"], 5))
                  for r in latest.iter_rows(named=True)],  # fmt: skip
             ),
             "alerts": findings_markdown(alerts),
@@ -80,8 +80,8 @@ def layer_features(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) -> 
             "columns": table.width,
             "layer_table": table_markdown(
                 ["layer", "material", "growth s", "target nm", "baseline nm", "RHEED ML/s", "V/III"],
-                [(r["layer"], r["material"], _num(r["growth_s"], 1), _num(r["target_thickness_nm"], 1),
-                  _num(r["pred_thickness_nm"], 1), _num(r["rheed_rate_ml_s"], 3), _num(r["v_iii"], 1))
+                [(r["layer"], r["material"], number(r["growth_s"], 1), number(r["target_thickness_nm"], 1),
+                  number(r["pred_thickness_nm"], 1), number(r["rheed_rate_ml_s"], 3), number(r["v_iii"], 1))
                  for r in growth.iter_rows(named=True)],  # fmt: skip
             ),
         }
@@ -116,10 +116,6 @@ def training_set(context: dg.AssetExecutionContext, epi_ml: EpiMlResource) -> dg
         },
         data_version=dg.DataVersion(dataset.sha256),
     )
-
-
-def _num(value: object, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"  # type: ignore[str-format]
 
 
 FEATURE_ASSETS = [cell_calibrations, layer_features, training_set]

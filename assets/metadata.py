@@ -37,3 +37,8 @@ def _name(path: str | None) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def number(value: object, digits: int) -> str:
+    """A table cell: the value to `digits` decimals, empty when unknown."""
+    return "" if value is None else f"{value:.{digits}f}"  # type: ignore[str-format]

@@ -10,7 +10,7 @@ Dagster UI across materializations (the asset's Plots tab).
 import dagster as dg
 
 from assets.features import training_set
-from assets.metadata import table_markdown
+from assets.metadata import number, table_markdown
 from assets.resources import EpiMlResource
 from epi_ml.models.gate import GateThresholds
 
@@ -112,14 +112,14 @@ def model_evaluation(context: dg.AssetExecutionContext, config: GateConfig, epi_
             "physics_thickness_mape_pct": float(m["physics"]["overall"]["thickness"].get("mape_pct", float("nan"))),
             "comparison": table_markdown(
                 ["model", "thk MAPE %", "thk RMSE nm", "thk cover", "x MAE", "x cover"],
-                [(name, _f(r["overall"]["thickness"], "mape_pct", 3), _f(r["overall"]["thickness"], "rmse", 2),
-                  _f(r["overall"]["thickness"], "coverage", 3), _f(r["overall"]["composition"], "mae", 4),
-                  _f(r["overall"]["composition"], "coverage", 3)) for name, r in rows],
+                [(name, number(r["overall"]["thickness"].get("mape_pct"), 3), number(r["overall"]["thickness"].get("rmse"), 2),
+                  number(r["overall"]["thickness"].get("coverage"), 3), number(r["overall"]["composition"].get("mae"), 4),
+                  number(r["overall"]["composition"].get("coverage"), 3)) for name, r in rows],
             ),  # fmt: skip
             "slices": table_markdown(
                 ["slice", "layers", "thk MAPE %", "x MAE", "cover"],
-                [(f"{kind}={key}", s["thickness"].get("n", 0), _f(s["thickness"], "mape_pct", 3),
-                  _f(s["composition"], "mae", 4), _f(s["thickness"], "coverage", 3))
+                [(f"{kind}={key}", s["thickness"].get("n", 0), number(s["thickness"].get("mape_pct"), 3),
+                  number(s["composition"].get("mae"), 4), number(s["thickness"].get("coverage"), 3))
                  for kind, groups in m["candidate"]["slices"].items() for key, s in groups.items()],
             ),  # fmt: skip
             "checks": table_markdown(["check", "result"], [(c["check"], c["reason"]) for c in decision.checks]),
@@ -169,11 +169,6 @@ def _headline(overall: dict) -> dict[str, float]:
         "thickness_coverage": float(thickness.get("coverage", float("nan"))),
         "composition_mae": float(composition.get("mae", float("nan"))),
     }
-
-
-def _f(block: dict, key: str, digits: int) -> str:
-    value = block.get(key)
-    return "" if value is None else f"{value:.{digits}f}"
 
 
 retrain_job = dg.define_asset_job(

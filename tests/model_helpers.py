@@ -24,6 +24,8 @@ TOOL = "MBE1"
 T0 = datetime(2026, 1, 5, 6, tzinfo=UTC)  # the first calibration scan (on the hour)
 MATERIAL_MIX = {"GaAs": 0.5, "AlGaAs": 0.3, "InGaAs": 0.2}
 X_RANGE = {"AlGaAs": (0.1, 0.35), "InGaAs": (0.05, 0.2)}  # direct gap throughout
+# small and short: what a test of the lifecycle (not of accuracy) needs
+QUICK = HyperParameters(hidden=32, trace_channels=8, batch_size=256, max_epochs=60, patience=15, members=2)
 SMALL = HyperParameters(hidden=32, trace_channels=8, members=2, max_epochs=200, patience=30)
 CPU = torch.device("cpu")
 

@@ -13,7 +13,7 @@ import hashlib
 import math
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +24,7 @@ import pytest
 import torch
 from model_helpers import (
     CPU,
+    QUICK,
     SMALL,
     T0,
     TOOL,
@@ -39,7 +40,7 @@ from epi_ml.features.build import TRACES_NAME, TRAINING_DATASET
 from epi_ml.features.core import FEATURES_VERSION
 from epi_ml.features.traces import TRACE_BINS, TRACE_NAMES
 from epi_ml.ingest.batch import open_context
-from epi_ml.models import hybrid, lifecycle, registry
+from epi_ml.models import lifecycle, registry
 from epi_ml.models.baselines import PhysicsBaseline, residual_frame
 from epi_ml.models.conformal import conformal_quantile, empirical_coverage
 from epi_ml.models.data import InputSpec, select_examples, split_by_epoch, traces_for
@@ -379,18 +380,7 @@ def test_evaluate_candidate_refuses_a_model_of_shuffled_targets(
 
 # ---------------------------------------------------------------------------------------------
 # 5. Training a candidate: the registry row and its lineage
-@dataclass
-class _QuickHyperParameters(HyperParameters):
-    hidden: int = 32
-    trace_channels: int = 8
-    batch_size: int = 256
-    max_epochs: int = 60
-    patience: int = 15
-
-
-def test_train_candidate_registers_lineage(monkeypatch: pytest.MonkeyPatch) -> None:
-    # train_candidate takes no hyper-parameters but `members`: make its defaults small
-    monkeypatch.setattr(hybrid, "HyperParameters", _QuickHyperParameters)
+def test_train_candidate_registers_lineage() -> None:
     ctx = open_context()
     frame, traces = synthetic_training_set(240, seed=8, residual=known_residual)
     unmeasured = frame.head(3).with_columns(
@@ -401,7 +391,7 @@ def test_train_candidate_registers_lineage(monkeypatch: pytest.MonkeyPatch) -> N
     path = write_training_set(ctx, frame, traces)
     examples = select_examples(frame)
 
-    model = lifecycle.train_candidate(ctx, search_trials=2, members=2, device="auto")
+    model = lifecycle.train_candidate(ctx, search_trials=2, members=2, device="auto", hp=QUICK)
 
     assert (model.name, model.version, model.kind) == ("growth", 1, KIND)
     assert model.aliases == (registry.CHALLENGER,)

@@ -6,35 +6,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import dagster as dg
 import pytest
 import torch
-from model_helpers import known_residual, synthetic_training_set, write_training_set
+from model_helpers import QUICK, known_residual, synthetic_training_set, write_training_set
 from typer.testing import CliRunner
 
 from epi_ml.cli import app
 from epi_ml.ingest.batch import open_context
-from epi_ml.models import hybrid, lifecycle, registry
+from epi_ml.models import lifecycle, registry
 
 runner = CliRunner()
-
-
-@dataclass
-class _Quick(hybrid.HyperParameters):
-    hidden: int = 32
-    trace_channels: int = 8
-    batch_size: int = 256
-    max_epochs: int = 60
-    patience: int = 15
-    members: int = 2
 
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Small networks on one thread: the commands' behaviour, not the model's accuracy."""
-    monkeypatch.setattr(lifecycle, "HyperParameters", _Quick)
+    monkeypatch.setattr(lifecycle, "HyperParameters", lambda: QUICK)  # the CLI takes no hp
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

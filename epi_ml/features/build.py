@@ -151,7 +151,7 @@ def build_training_set(ctx: IngestContext) -> TrainingSet:
     path = ctx.lake.write_dataset(TRAINING_DATASET, TRAINING_NAME, table)
     measured_layers = table.filter(pl.col("xrd_thickness_nm").is_not_null()).height
     return TrainingSet(
-        table, path, _sha256(path), table.get_column("run_id").n_unique(), measured_layers,
+        table, path, file_sha256(path), table.get_column("run_id").n_unique(), measured_layers,
         traces_path,
     )  # fmt: skip
 
@@ -230,5 +230,5 @@ def _pivot(measured: pl.DataFrame, keys: list[str], kinds: tuple[str, ...]) -> p
     return measured.group_by(keys).agg(columns)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -10,7 +10,6 @@ Dagster runs the same three steps as assets (assets/models.py); `epi-ml train` r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from dataclasses import dataclass, field, replace
@@ -21,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from epi_ml import __version__
-from epi_ml.features.build import TRACES_NAME, TRAINING_DATASET, TRAINING_NAME
+from epi_ml.features.build import TRACES_NAME, TRAINING_DATASET, TRAINING_NAME, file_sha256
 from epi_ml.features.core import FEATURES_VERSION
 from epi_ml.ingest.files import IngestContext
 from epi_ml.models import registry
@@ -75,14 +74,10 @@ def load_training_data(ctx: IngestContext) -> TrainingData:
         )
     traces = pl.read_parquet(traces_path) if traces_path.exists() else pl.DataFrame()
     return TrainingData(
-        select_examples(frame), traces, _sha256(path),
-        _sha256(traces_path) if traces_path.exists() else "",
+        select_examples(frame), traces, file_sha256(path),
+        file_sha256(traces_path) if traces_path.exists() else "",
         frame.filter(pl.col("xrd_thickness_nm").is_not_null()).height,
     )  # fmt: skip
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def code_version() -> str:

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
         # The Bootstrap theme is served from dashboard/assets/: control rooms have no internet.
         title="epi-ml",
         suppress_callback_exceptions=True,
+        update_title=None,  # no "Updating..." flicker in the tab title every second
     )
     if settings.dash_user and settings.dash_password:
         import dash_auth
@@ -54,9 +55,29 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
         color="primary",
         dark=True,
         children=[
-            dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"]))
+            dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
             for page in dash.page_registry.values()
+            if not page.get("path_template")  # a run's page is reached from the runs, not the bar
         ],
+        fluid=True,
     )
     app.layout = html.Div([nav, dbc.Container(dash.page_container, fluid=True, className="pt-3")])
+    register_file_route(app, settings)
     return app
+
+
+def register_file_route(app: Dash, settings: Settings) -> None:
+    """`/files/<event_id>`: the raw bytes of an ingest event, read-only, as a download. Only files
+    inside the home's archive or quarantine folders are served (epi_ml.views.runs.raw_file_path);
+    anything else, or an unknown id, is a 404."""
+    from flask import abort, send_file
+
+    from epi_ml.store import engine_for
+    from epi_ml.views.runs import raw_file_path
+
+    @app.server.route("/files/<int:event_id>")
+    def raw_file(event_id: int):  # type: ignore[no-untyped-def]
+        path = raw_file_path(settings, engine_for(settings.database_url), event_id)
+        if path is None:
+            abort(404)
+        return send_file(path, as_attachment=True, download_name=path.name, max_age=0)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     )
     dash_user: str | None = None
     dash_password: SecretStr | None = None
+    dagster_url: str = Field(
+        default="http://127.0.0.1:3000", description="Dagster UI address the dashboard links to"
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import dcc, html
 
+from dashboard.components import run_href, table
 from epi_ml.overview import store_overview
 from epi_ml.settings import get_settings
 from epi_ml.store import engine_for, redact
 
-dash.register_page(__name__, path="/", name="Overview", title="epi-ml — overview")
+dash.register_page(__name__, path="/", name="Overview", title="epi-ml — overview", order=0)
 
 
 def _card(title: str, value: str) -> dbc.Col:
@@ -56,13 +57,15 @@ def layout(**_query: str) -> html.Div:
             color="info",
         )
     else:
-        body = dbc.Table.from_dataframe(
-            _frame(overview.latest_runs), striped=True, bordered=False, hover=True, size="sm"
+        rows = [
+            {**r, "run": dcc.Link(r["run"], href=run_href(str(r["run"])))}
+            for r in overview.latest_runs
+        ]
+        body = html.Div(
+            [
+                table(rows, id="overview-latest-runs"),
+                dcc.Link("All runs →", href="/runs", id="overview-all-runs"),
+            ]
         )
     return html.Div([html.H4("Overview"), cards, html.H5("Latest runs"), body])
 
-
-def _frame(rows: list[dict[str, object]]):  # type: ignore[no-untyped-def]
-    import pandas as pd
-
-    return pd.DataFrame(rows)

@@ -234,11 +234,12 @@ def _upsert_run(engine: Engine, lake: Lake, segment: RunSegment, inputs: list[Ru
         elif run.ingested_fingerprint != current:
             run.status = PENDING
         if changed or new:
-            _replace_layers(session, segment.run_id, segment.layers)
+            replace_layers(session, segment.run_id, segment.layers)
         return RunChange(segment.run_id, run.status, new, run.status == PENDING)
 
 
-def _replace_layers(session: Session, run_id: str, layers: tuple[LayerSegment, ...]) -> None:
+def replace_layers(session: Session, run_id: str, layers: tuple[LayerSegment, ...]) -> None:
+    """The run's layer rows, as the segment cuts them (batch ingest, and live runs as they grow)."""
     session.execute(delete(Layer).where(Layer.run_id == run_id))
     for layer in layers:
         session.add(

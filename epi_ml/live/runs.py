@@ -8,7 +8,7 @@
 
 The runs are cut by `epi_ml.ingest.segment.segment_tool_logs`, the function batch ingest uses, on
 every message seen so far: live and batch agree on ids and windows by construction. A run that
-starts gets a `growth_runs` row with status `live`; when it ends (or is aborted) its `ended_at` is
+starts gets a `growth_runs` row with status `live` (and its layer rows as they begin and end); when it ends (or is aborted) its `ended_at` is
 set and its status becomes `open`, waiting for batch ingest to land it. Rows batch ingest has
 taken further (landed, ingested, validated, quarantined) are never touched.
 
@@ -30,6 +30,7 @@ import polars as pl
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from epi_ml.ingest.runs import replace_layers
 from epi_ml.ingest.segment import RunSegment, segment_tool_logs
 from epi_ml.ingest.tools import ToolConfig
 from epi_ml.live.buffer import assign_run, drop_run, unassign_run
@@ -71,6 +72,7 @@ class _Applied:
     recipe: str | None
     operator: str | None
     wafer: str | None
+    layers: tuple[tuple[int, datetime, datetime | None], ...] = ()
 
     @classmethod
     def of(cls, segment: RunSegment) -> _Applied:
@@ -81,6 +83,7 @@ class _Applied:
             segment.recipe,
             segment.operator,
             segment.wafer,
+            tuple((layer.index, layer.start, layer.end) for layer in segment.layers),
         )
 
 
@@ -125,6 +128,8 @@ def upsert_live_run(engine: Engine, segment: RunSegment, config: ToolConfig) -> 
         run.recipe_name = segment.recipe or run.recipe_name
         run.operator = segment.operator or run.operator
         run.wafer = segment.wafer or run.wafer
+        # the layers grown so far (the one growing has no end yet): the dashboard's live view
+        replace_layers(session, segment.run_id, segment.layers)
         return status
 
 

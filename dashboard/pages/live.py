@@ -1,0 +1,387 @@
+"""`/live`: the run in progress on a tool, moving every second.
+
+One interval drives one callback. The first tick of a run draws its trailing window; every later
+tick appends only the samples stored since (extendData, at most MAX_POINTS per trace), so an
+update stays the same size at the end of a 6-hour run as at its start. The layers chart and the
+findings are small and are redrawn every few ticks. All reading is in epi_ml.views.live.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from dashboard.components import (
+    COLOURS,
+    empty_state,
+    page_header,
+    run_href,
+    severity_badge,
+    stat_card,
+    store_not_ready,
+    style_figure,
+)
+from epi_ml.settings import get_settings
+from epi_ml.store import engine_for
+from epi_ml.views import live as view
+
+dash.register_page(__name__, path="/live", name="Live", title="epi-ml — live", order=1)
+
+TICK_MS = 1000  # the page moves every second; ?interval_ms=250 for a faster screen (>= 100)
+SLOW_EVERY = 3  # ticks between redraws of the layers chart, cards and findings
+WEBGL = {"cells", "power", "pressure", "rheed", "substrate"}  # many points: WebGL (<= 8 per page)
+HEIGHTS = {"shutters": 240, "rheed": 320}
+DEFAULT_HEIGHT = 360
+GRAPH_IDS = {g.key: f"live-{g.key}" for g in view.GROUPS}
+
+
+def layout(tool: str | None = None, interval_ms: str | None = None, **_query: str) -> Any:
+    settings = get_settings()
+    try:
+        engine = engine_for(settings.database_url)
+        tools = view.live_tools(engine)
+    except Exception as exc:  # noqa: BLE001 - say what is wrong, never a blank page
+        return store_not_ready(settings, exc)
+    try:
+        tick_ms = max(100, int(interval_ms)) if interval_ms else TICK_MS
+    except ValueError:
+        tick_ms = TICK_MS
+    chosen = tool if tool in tools else (tools[0] if tools else None)
+    picker = dbc.Select(
+        id="live-tool",
+        options=[{"label": t, "value": t} for t in tools] or [{"label": "no tool yet", "value": ""}],
+        value=chosen or "",
+        style={"maxWidth": "12rem", "display": "inline-block"},
+    )
+    graphs = [
+        dbc.Col(
+            dcc.Graph(
+                id=GRAPH_IDS[g.key],
+                figure=_empty_figure(g),
+                config={"displaylogo": False, "responsive": True},
+                style={"height": f"{HEIGHTS.get(g.key, DEFAULT_HEIGHT)}px"},
+            ),
+            lg=6 if g.key not in ("shutters", "other") else 12,
+            id=f"{GRAPH_IDS[g.key]}-col",
+        )
+        for g in view.GROUPS
+    ]
+    return html.Div(
+        [
+            page_header("Live", "The run in progress, updated every second", right=picker),
+            dcc.Interval(id="live-tick", interval=tick_ms, n_intervals=0),
+            dcc.Store(id="live-state", data={}),
+            html.Div(id="live-empty"),
+            html.Div(
+                [
+                    html.Div(id="live-status", className="mb-2"),
+                    dbc.Row(id="live-cards", className="g-3 mb-3"),
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                dcc.Graph(id="live-layers", figure=_layers_figure([], ""),
+                                          config={"displaylogo": False}),  # fmt: skip
+                                lg=8,
+                            ),
+                            dbc.Col(
+                                [html.H5("Findings on the live data"), html.Div(id="live-findings")],
+                                lg=4,
+                            ),
+                        ],
+                        className="mb-3",
+                    ),
+                    dbc.Row(graphs, className="g-2"),
+                ],
+                id="live-body",
+            ),
+        ]
+    )
+
+
+@callback(
+    [Output(GRAPH_IDS[g.key], "figure") for g in view.GROUPS]
+    + [Output(GRAPH_IDS[g.key], "extendData") for g in view.GROUPS]
+    + [
+        Output("live-state", "data"),
+        Output("live-status", "children"),
+        Output("live-empty", "children"),
+        Output("live-body", "style"),
+        Output("live-cards", "children"),
+        Output("live-layers", "figure"),
+        Output("live-findings", "children"),
+    ],
+    Input("live-tick", "n_intervals"),
+    Input("live-tool", "value"),
+    State("live-state", "data"),
+    # a slow tick disables the interval until it returns: ticks never pile up
+    running=[(Output("live-tick", "disabled"), True, False)],
+)
+def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
+    groups = view.GROUPS
+    keep: list[Any] = [no_update] * len(groups)
+    settings = get_settings()
+    engine = engine_for(settings.database_url)
+    state = state or {}
+    run = view.current_run(engine, tool or None)
+    if run is None:
+        hint = empty_state(
+            "No run in progress",
+            "Start one with ",
+            html.Code("epi-ml live --out .epi-ml/landing/twin --tool MBE1 --speed 10"),
+            " (the digital twin) while ",
+            html.Code("epi-ml serve"),
+            " (or ",
+            html.Code("epi-ml tail"),
+            ") follows the landing folder; the run appears here within a second.",
+            id="live-no-run",
+        )
+        return keep + keep + [{}, None, hint, {"display": "none"}, [], no_update, no_update]
+
+    fresh = state.get("run_id") != run.run_id or state.get("tool") != tool
+    held: dict[str, float] = {} if fresh else dict(state.get("held", {}))
+    if fresh:
+        samples = view.snapshot(engine, run.run_id)
+        signature = _signature(samples.channels)
+        for channel in signature["shutters"]:
+            series = samples.channels.get(channel)
+            if series and series.values and series.values[-1] is not None:
+                held[channel] = series.values[-1]
+        figures = [_figure(g, signature[g.key], samples) for g in groups]
+        extends = keep
+    else:
+        samples = view.updates(engine, run.run_id, int(state.get("cursor", 0)))
+        signature = state.get("signature", {})
+        new_signature = _signature(samples.channels, signature)
+        if new_signature != signature:  # a channel appeared: draw its figure again from a snapshot
+            snap = view.snapshot(engine, run.run_id)
+            signature = _signature(snap.channels, new_signature)
+            figures = [
+                _figure(g, signature[g.key], snap) if signature[g.key] != state["signature"].get(g.key)
+                else no_update
+                for g in groups
+            ]  # fmt: skip
+            extends = [
+                no_update if f is not no_update else _extend(signature[g.key], samples, _held(g, held))
+                for g, f in zip(groups, figures, strict=True)
+            ]
+        else:
+            figures = keep
+            extends = [_extend(signature[g.key], samples, _held(g, held)) for g in groups]
+    newest = samples.newest or _parse(state.get("newest"))
+    new_state = {
+        "run_id": run.run_id,
+        "tool": tool,
+        "cursor": samples.cursor if samples.cursor else state.get("cursor", 0),
+        "signature": signature,
+        "held": held,
+        "newest": newest.isoformat() if newest else None,
+        "points": int(state.get("points", 0)) + samples.points,
+    }
+    status = _status(run, newest, new_state["points"])
+    slow = fresh or (n or 0) % SLOW_EVERY == 0
+    if slow:
+        cards, layers_fig, findings = _slow_parts(engine, run, newest)
+    else:
+        cards, layers_fig, findings = no_update, no_update, no_update
+    return figures + extends + [new_state, status, None, {}, cards, layers_fig, findings]
+
+
+# ------------------------------------------------------------------------------------------------
+def _signature(channels: dict[str, Any], base: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """The channels of each figure, in trace order: traces are only ever added at the end."""
+    out = {g.key: list((base or {}).get(g.key, [])) for g in view.GROUPS}
+    for channel in sorted(channels):
+        group = view.group_of(channel)
+        if channel not in out[group]:
+            out[group].append(channel)
+    return out
+
+
+def _figure(group: view.ChannelGroup, channels: list[str], samples: view.Samples) -> go.Figure:
+    fig = go.Figure()
+    scatter = go.Scattergl if group.key in WEBGL else go.Scatter
+    for k, channel in enumerate(channels):
+        series = samples.channels.get(channel, view.Series())
+        if group.key == "shutters":
+            fig.add_trace(
+                go.Scatter(x=series.t_ms, y=[_shutter_y(k, v) for v in series.values],
+                           name=channel, mode="lines", line={"shape": "hv", "width": 2})  # fmt: skip
+            )
+        else:
+            fig.add_trace(
+                scatter(x=series.t_ms, y=series.values, name=view.label_of(channel), mode="lines")
+            )
+    fig.update_xaxes(type="date")
+    title = f"{group.title}" + (f" [{group.unit}]" if group.unit else "")
+    fig.update_layout(title={"text": title, "font": {"size": 15}})
+    if group.log_y:
+        fig.update_yaxes(type="log", exponentformat="e")
+    if group.key == "shutters":
+        fig.update_yaxes(
+            tickvals=[k + 0.4 for k in range(len(channels))],
+            ticktext=channels,
+            range=[-0.2, max(1, len(channels))],
+            showgrid=False,
+        )
+        fig.update_layout(showlegend=False)
+    if not channels:
+        fig.add_annotation(text="no channel of this kind yet", showarrow=False, xref="paper",
+                           yref="paper", x=0.5, y=0.5)  # fmt: skip
+    style_figure(fig, height=HEIGHTS.get(group.key, DEFAULT_HEIGHT), uirevision=group.key)
+    # many channels: the legend goes under the plot, where it cannot cover the title
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0, "font": {"size": 11}},
+        margin={"t": 36, "b": 20},
+    )
+    return fig
+
+
+def _empty_figure(group: view.ChannelGroup) -> go.Figure:
+    return _figure(group, [], view.Samples(cursor=0, channels={}, newest=None))
+
+
+def _held(group: view.ChannelGroup, held: dict[str, float]) -> dict[str, float] | None:
+    return held if group.key == "shutters" else None
+
+
+def _shutter_y(k: int, value: float | None) -> float | None:
+    return None if value is None else k + 0.8 * (1.0 if value >= 0.5 else 0.0)
+
+
+def _extend(channels: list[str], samples: view.Samples, held: dict[str, float] | None = None) -> Any:
+    """extendData for one figure: [update, trace indices, max points], or no_update. `held`:
+    the last state of event-driven channels (shutters), drawn on to the newest sample's time
+    (and updated in place), since their logs only say when they change."""
+    xs, ys, idx = [], [], []
+    newest_ms = samples.newest.timestamp() * 1000 if samples.newest else None
+    for k, channel in enumerate(channels):
+        series = samples.channels.get(channel)
+        t_ms, values = (series.t_ms, series.values) if series else ([], [])
+        if held is not None:
+            if values and values[-1] is not None:
+                held[channel] = values[-1]
+            if newest_ms is not None and channel in held and (not t_ms or t_ms[-1] < newest_ms):
+                t_ms, values = [*t_ms, newest_ms], [*values, held[channel]]
+            values = [_shutter_y(k, v) for v in values]
+        if not t_ms:
+            continue
+        xs.append(t_ms)
+        ys.append(values)
+        idx.append(k)
+    if not idx:
+        return no_update
+    return [{"x": xs, "y": ys}, idx, view.MAX_POINTS]
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _status(run: view.LiveRun, newest: datetime | None, points: int) -> Any:
+    state = "growing" if run.growing else f"ended {run.ended_at:%H:%M:%S}Z" if run.ended_at else run.status
+    elapsed = ""
+    if run.started_at and newest:
+        minutes, seconds = divmod(int((newest - run.started_at).total_seconds()), 60)
+        elapsed = f" · {minutes // 60}:{minutes % 60:02d}:{seconds:02d} since start"
+    age = ""
+    if newest:
+        lag = (datetime.now(UTC) - newest).total_seconds()
+        age = f" · newest sample {newest:%H:%M:%S}Z" + (f" ({lag:.0f} s ago)" if 0 <= lag < 86_400 else "")
+    return html.Div(
+        [
+            dbc.Badge(state, color="info" if run.growing else "secondary", className="me-2"),
+            html.A(run.run_id, href=run_href(run.run_id), id="live-run-link", className="fw-bold me-2"),
+            html.Span(f"{run.tool_id} · {run.recipe_name or 'no recipe named'}{elapsed}{age}"),
+            html.Span(f" · {points:,} points", id="live-points", className="text-muted"),
+        ]
+    )
+
+
+def _slow_parts(engine: Any, run: view.LiveRun, newest: datetime | None) -> tuple[Any, Any, Any]:
+    from epi_ml.ingest.batch import open_context
+
+    ctx = open_context(get_settings())
+    plan = view.layer_plan(ctx, run)
+    layers = view.layer_progress(view.run_layers(engine, run.run_id), plan, newest)
+    growing = next((layer for layer in layers if layer.growing), None)
+    rate = view.live_growth_rate(engine, run.run_id, growing, newest)
+    findings = view.live_findings(engine, run.run_id)
+    grown_total = sum(layer.grown_nm or 0.0 for layer in layers)
+    target_total = sum(layer.target_thickness_nm or 0.0 for layer in layers)
+    rate_text = "—"
+    if rate is not None and getattr(rate, "oscillating", False) and rate.rate_nm_s:
+        rate_text = f"{rate.rate_um_h:.3f} µm/h"
+    elif rate is not None:
+        rate_text = f"no oscillation ({rate.reason_code})"
+    current = "between layers"
+    if growing:
+        current = f"{growing.index} {growing.material}" + (f" ({growing.label})" if growing.label else "")
+    cards = [
+        dbc.Col(stat_card("Layer growing", current), md=3),
+        dbc.Col(stat_card("Grown so far", f"{grown_total:,.1f} nm",
+                          detail=f"of {target_total:,.1f} nm targeted in {len(layers)} layers"), md=3),  # fmt: skip
+        dbc.Col(stat_card("RHEED growth rate", rate_text, detail="oscillations of the layer growing"), md=3),
+        dbc.Col(
+            stat_card("Live findings", str(len(findings)), colour="warning" if findings else None),
+            md=3,
+        ),
+    ]
+    return cards, _layers_figure(layers, plan.source), _findings_list(run, findings)
+
+
+def _layers_figure(layers: list[view.LayerProgress], source: str) -> go.Figure:
+    fig = go.Figure()
+    names = [f"{layer.index} {layer.material}" for layer in layers]
+    fig.add_trace(go.Bar(x=names, y=[layer.target_thickness_nm for layer in layers], name="target",
+                         marker_color=COLOURS["muted"]))  # fmt: skip
+    lower = [
+        (layer.predicted_nm - layer.lower_nm) if layer.predicted_nm is not None and layer.lower_nm is not None else None
+        for layer in layers
+    ]  # fmt: skip
+    upper = [
+        (layer.upper_nm - layer.predicted_nm) if layer.predicted_nm is not None and layer.upper_nm is not None else None
+        for layer in layers
+    ]  # fmt: skip
+    fig.add_trace(
+        go.Bar(x=names, y=[layer.predicted_nm for layer in layers], name="predicted final",
+               marker_color=COLOURS["info"],
+               error_y={"type": "data", "array": upper, "arrayminus": lower, "visible": True})  # fmt: skip
+    )
+    fig.add_trace(go.Bar(x=names, y=[layer.grown_nm for layer in layers], name="grown so far",
+                         marker_color=COLOURS["success"]))  # fmt: skip
+    fig.update_layout(
+        barmode="group",
+        title={"text": f"Layers: thickness [nm] — {source}" if source else "Layers", "font": {"size": 15}},
+    )
+    if not layers:
+        fig.add_annotation(text="no layer started yet", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5)  # fmt: skip
+    style_figure(fig, height=340, uirevision="layers")
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+    return fig
+
+
+def _findings_list(run: view.LiveRun, findings: list[Any]) -> Any:
+    if not findings:
+        return html.P("No findings so far.", className="text-muted", id="live-no-findings")
+    items = []
+    for f in findings[:20]:
+        when = f" at {f.start:%H:%M:%S}Z" if f.start else ""
+        items.append(
+            dbc.ListGroupItem(
+                [
+                    severity_badge(f.severity.value),
+                    html.Strong(f.code, className="me-1"),
+                    html.Span(f"{f.channel or ''}{when}: ", className="text-muted"),
+                    html.Span(f.message),
+                    html.Div(html.A("open the run", href=run_href(run.run_id) + "#findings",
+                                    className="small live-finding-link")),  # fmt: skip
+                ]
+            )
+        )
+    return dbc.ListGroup(items, flush=True, id="live-findings-list")

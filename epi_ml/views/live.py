@@ -1,0 +1,503 @@
+"""The live view: the run growing on a tool, read incrementally from the live buffer.
+
+    run = current_run(engine, "MBE1")                  # the run in progress (or None)
+    snap = snapshot(engine, run.run_id)                # trailing window of every channel
+    new = updates(engine, run.run_id, snap.cursor)     # only what arrived since (per channel)
+    layers = layer_progress(ctx, run)                  # grown so far / predicted final per layer
+    findings = live_findings(engine, run.run_id)       # validation of the recent samples
+
+The page draws `snap` once and then only appends `new` (Dash extendData with a bounded number of
+points per trace), so what is sent per update depends on the sample rate, not on how long the run
+has been growing. Snapshots read a trailing window, never the whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, func, select
+
+from epi_ml.channels import GROUP_III, quantity_of, source_of, unit_of
+from epi_ml.findings import Finding
+from epi_ml.validation.report import most_severe_first
+from epi_ml.live.buffer import READ_LIMIT, SAMPLE_SCHEMA, read_samples
+from epi_ml.store import read_session
+from epi_ml.store.models import GrowthRun, IngestEvent, Layer, LiveSample
+
+log = logging.getLogger(__name__)
+
+HISTORY_S = 600.0  # trailing window a page starts with
+MAX_POINTS = 6000  # points kept per trace in the browser (10 min at 10 Hz, 100 min at 1 Hz)
+FINDINGS_WINDOW_S = 600.0  # the recent samples the live checks look at
+FINDINGS_TTL_S = 5.0  # live checks are shared by every session and recomputed at most this often
+# The checks that make sense on a run still growing (missing channels etc. wait for batch ingest).
+LIVE_FINDING_CODES = frozenset(
+    {
+        "setpoint_deviation",
+        "stuck_sensor",
+        "gauge_over_range",
+        "out_of_operating_range",
+        "pressure_excursion",
+        "spike",
+        "non_finite_value",
+        "impossible_value",
+        "stuck_shutter",
+        "shutter_late_close",
+    }
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Channel groups: one figure each on the page, in this order.
+@dataclass(frozen=True)
+class ChannelGroup:
+    key: str
+    title: str
+    unit: str
+    log_y: bool = False
+
+
+GROUPS: tuple[ChannelGroup, ...] = (
+    ChannelGroup("cells", "Cell temperatures", "°C"),
+    ChannelGroup("power", "Cell heater power", "%"),
+    ChannelGroup("substrate", "Substrate", "°C / rpm"),
+    ChannelGroup("arsenic", "As cracker", "% / °C"),
+    ChannelGroup("pressure", "Pressures", "Torr", log_y=True),
+    ChannelGroup("rheed", "RHEED intensity", "a.u."),
+    ChannelGroup("shutters", "Shutters (open = raised)", "0/1"),
+    ChannelGroup("other", "Other channels", ""),
+)
+GROUP_KEYS = tuple(g.key for g in GROUPS)
+
+
+def group_of(channel: str) -> str:
+    """Which figure a canonical channel belongs to."""
+    source, quantity = source_of(channel), quantity_of(channel)
+    if quantity == "shutter":
+        return "shutters"
+    if source == "RHEED":
+        return "rheed"
+    if source == "P" or channel == "BEP" or unit_of(channel) == "Torr":
+        return "pressure"
+    if source == "sub":
+        return "substrate"
+    if source == "As":
+        return "arsenic"
+    if quantity == "power":
+        return "power"
+    if quantity.startswith("T"):
+        return "cells"
+    return "other"
+
+
+def label_of(channel: str) -> str:
+    unit = unit_of(channel)
+    return f"{channel} [{unit}]" if unit else channel
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+@dataclass(frozen=True)
+class LiveRun:
+    run_id: str
+    tool_id: str
+    status: str  # live (growing) or open (ended, waiting for batch ingest)
+    started_at: datetime | None
+    ended_at: datetime | None
+    recipe_name: str | None
+    wafer: str | None
+
+    @property
+    def growing(self) -> bool:
+        return self.status == "live"
+
+
+def live_tools(engine: Engine) -> list[str]:
+    """Tools with a run growing now first, then tools with buffered samples."""
+    with read_session(engine) as s:
+        growing = list(
+            s.scalars(select(GrowthRun.tool_id).where(GrowthRun.status == "live").distinct())
+        )
+        buffered = list(s.scalars(select(LiveSample.tool_id).distinct()))
+    return sorted(set(growing)) + sorted(set(buffered) - set(growing))
+
+
+def current_run(engine: Engine, tool_id: str | None = None) -> LiveRun | None:
+    """The newest run growing on the tool (any tool when None); else its newest run that still
+    has samples in the buffer (ended, not yet ingested), so the page can show how it ended."""
+    with read_session(engine) as s:
+        query = select(GrowthRun).where(GrowthRun.status == "live")
+        if tool_id:
+            query = query.where(GrowthRun.tool_id == tool_id)
+        row = s.scalars(query.order_by(GrowthRun.started_at.desc().nulls_last()).limit(1)).first()
+        if row is None:
+            recent = select(LiveSample.run_id).where(LiveSample.run_id.is_not(None))
+            if tool_id:
+                recent = recent.where(LiveSample.tool_id == tool_id)
+            newest = s.scalar(recent.order_by(LiveSample.id.desc()).limit(1))
+            row = s.get(GrowthRun, newest) if newest else None
+        if row is None:
+            return None
+        return LiveRun(
+            row.id, row.tool_id, row.status, row.started_at, row.ended_at, row.recipe_name, row.wafer
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Samples: a snapshot of the trailing window, then updates since a cursor
+@dataclass
+class Series:
+    """Points of one channel: times in ms since the epoch (what a Plotly date axis takes)."""
+
+    t_ms: list[float] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+
+
+@dataclass
+class Samples:
+    cursor: int  # the largest sample id read: ask for what is newer next time
+    channels: dict[str, Series]
+    newest: datetime | None  # time of the newest sample read (the run's "now")
+
+    @property
+    def points(self) -> int:
+        return sum(len(s.t_ms) for s in self.channels.values())
+
+
+def snapshot(
+    engine: Engine, run_id: str, *, history_s: float = HISTORY_S, max_points: int = MAX_POINTS
+) -> Samples:
+    """The run's trailing `history_s` seconds (at most `max_points` newest per channel)."""
+    with read_session(engine) as s:
+        newest_time = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
+        cursor = s.scalar(select(func.max(LiveSample.id)).where(LiveSample.run_id == run_id)) or 0
+    if newest_time is None:
+        return Samples(cursor=cursor, channels={}, newest=None)
+    since = newest_time - timedelta(seconds=history_s)
+    frame = _read_all(engine, run_id=run_id, since=since, upto=cursor)
+    frame = frame.sort("channel", "time").group_by("channel", maintain_order=True).tail(max_points)
+    frame = pl.concat([_states_at(engine, run_id, since, upto=cursor), frame.select(list(SAMPLE_SCHEMA))])
+    return Samples(cursor=cursor, channels=_series(frame), newest=_as_utc(newest_time))
+
+
+def _states_at(engine: Engine, run_id: str, moment: datetime, *, upto: int) -> pl.DataFrame:
+    """Event-driven channels (shutters: logged on change only) as they stood at `moment`: their
+    last sample before it, moved to `moment`, so their timeline starts with the window."""
+    newest = (
+        select(LiveSample.channel, func.max(LiveSample.id).label("id"))
+        .where(LiveSample.run_id == run_id, LiveSample.time < moment, LiveSample.id <= upto,
+               LiveSample.channel.like("%.shutter"))
+        .group_by(LiveSample.channel)
+        .subquery()
+    )  # fmt: skip
+    query = select(LiveSample.id, LiveSample.tool_id, LiveSample.run_id, LiveSample.channel,
+                   LiveSample.time, LiveSample.value).join(newest, LiveSample.id == newest.c.id)  # fmt: skip
+    with read_session(engine) as s:
+        rows = s.execute(query).all()
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=SAMPLE_SCHEMA, orient="row")
+    return frame.with_columns(time=pl.lit(moment).cast(SAMPLE_SCHEMA["time"]))
+
+
+def updates(engine: Engine, run_id: str, cursor: int) -> Samples:
+    """Samples of the run stored after `cursor`, per channel in time order."""
+    frame = _read_all(engine, run_id=run_id, after_id=cursor)
+    if frame.is_empty():
+        return Samples(cursor=cursor, channels={}, newest=None)
+    newest = frame.get_column("time").max()
+    return Samples(
+        cursor=int(frame.get_column("id").max()),  # type: ignore[arg-type]
+        channels=_series(frame.sort("channel", "time")),
+        newest=newest if isinstance(newest, datetime) else None,
+    )
+
+
+def _read_all(engine: Engine, *, run_id: str, after_id: int = 0, since: datetime | None = None,
+              upto: int | None = None) -> pl.DataFrame:  # fmt: skip
+    """Every sample of the run after `after_id` (read in chunks of the buffer's READ_LIMIT)."""
+    parts = []
+    while True:
+        part = read_samples(engine, run_id=run_id, after_id=after_id, since=since)
+        if part.is_empty():
+            break
+        if upto is not None:
+            part = part.filter(pl.col("id") <= upto)
+        parts.append(part)
+        after_id = int(part.get_column("id").max())  # type: ignore[arg-type]
+        if (upto is not None and after_id >= upto) or part.height < READ_LIMIT:
+            break
+    if not parts:
+        return pl.DataFrame(schema=SAMPLE_SCHEMA)
+    return pl.concat(parts)
+
+
+def _series(frame: pl.DataFrame) -> dict[str, Series]:
+    out: dict[str, Series] = {}
+    if frame.is_empty():
+        return out
+    frame = frame.with_columns(
+        t_ms=pl.col("time").dt.epoch("ms").cast(pl.Float64),
+        value=pl.when(pl.col("value").is_finite()).then(pl.col("value")),  # JSON has no NaN
+    )
+    for (channel,), part in frame.group_by("channel", maintain_order=True):
+        out[str(channel)] = Series(part.get_column("t_ms").to_list(), part.get_column("value").to_list())
+    return out
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers: target, grown so far, predicted final
+@dataclass
+class LayerProgress:
+    index: int
+    kind: str
+    material: str
+    label: str | None
+    target_thickness_nm: float | None
+    target_composition: float | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    growing: bool
+    grown_nm: float | None = None  # thickness grown so far (the predicted rate x time in layer)
+    predicted_nm: float | None = None  # predicted final thickness
+    lower_nm: float | None = None  # its 90 % interval, when a model gives one
+    upper_nm: float | None = None
+    rate_nm_s: float | None = None
+
+
+@dataclass
+class LayerPlan:
+    """Per recipe layer index: predicted rate, duration and final thickness (+ interval)."""
+
+    source: str  # "model v3", "physics baseline", or why there is none
+    layers: dict[int, dict[str, float | None]] = field(default_factory=dict)
+
+
+def run_layers(engine: Engine, run_id: str) -> list[Layer]:
+    with read_session(engine) as s:
+        rows = list(s.scalars(select(Layer).where(Layer.run_id == run_id).order_by(Layer.index)))
+        s.expunge_all()
+    return rows
+
+
+def layer_progress(layers: list[Layer], plan: LayerPlan, now: datetime | None) -> list[LayerProgress]:
+    """Each growth layer begun so far, with the thickness grown by `now` (the newest sample)."""
+    out = []
+    for layer in layers:
+        if layer.kind != "layer":
+            continue
+        planned = plan.layers.get(layer.index, {})
+        rate = planned.get("rate_nm_s")
+        growing = layer.ended_at is None
+        end = now if growing else layer.ended_at
+        grown = None
+        if rate is not None and layer.started_at is not None and end is not None:
+            grown = max(0.0, (end - layer.started_at).total_seconds()) * rate
+        out.append(
+            LayerProgress(
+                index=layer.index,
+                kind=layer.kind,
+                material=layer.material,
+                label=layer.label,
+                target_thickness_nm=layer.target_thickness_nm,
+                target_composition=layer.target_composition,
+                started_at=layer.started_at,
+                ended_at=layer.ended_at,
+                growing=growing,
+                grown_nm=grown,
+                predicted_nm=planned.get("thickness_nm") if growing else (grown or planned.get("thickness_nm")),
+                lower_nm=planned.get("lower_nm"),
+                upper_nm=planned.get("upper_nm"),
+                rate_nm_s=rate,
+            )
+        )
+    return out
+
+
+_plans: dict[tuple[str, str], LayerPlan] = {}
+_plans_lock = threading.Lock()
+
+
+def layer_plan(ctx: Any, run: LiveRun) -> LayerPlan:
+    """The run's per-layer predictions before growth (cached per run and model): the champion's
+    recipe-mode prediction with its interval when a model is registered, else the physics
+    baseline from the calibration in force. Needs the run's recipe (by its file name)."""
+    from epi_ml.models import registry
+    from epi_ml.models.lifecycle import MODEL_NAME
+
+    champion = registry.model_for_alias(ctx.engine, MODEL_NAME, "champion")
+    key = (run.run_id, f"v{champion.version}" if champion else "physics")
+    with _plans_lock:
+        if key in _plans:
+            return _plans[key]
+    plan = _compute_plan(ctx, run, champion)
+    with _plans_lock:
+        if len(_plans) > 64:  # a day of runs on a few tools; bounded
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
+def _compute_plan(ctx: Any, run: LiveRun, champion: Any) -> LayerPlan:
+    from epi_ml.baseline import predict_recipe
+    from epi_ml.features.build import run_context
+
+    recipe = find_recipe(ctx, run.run_id)
+    if recipe is None:
+        return LayerPlan(f"no recipe file for {run.run_id} yet: no prediction")
+    at = run.started_at or datetime.now(UTC)
+    try:
+        if champion is not None:
+            from epi_ml.models.lifecycle import load_model
+            from epi_ml.models.serve import predict_recipe_layers
+
+            table = predict_recipe_layers(ctx, recipe, run.tool_id, load_model(champion), at=at)
+            layers = {
+                int(r["layer"]): {
+                    "thickness_nm": r["thickness_nm"],
+                    "lower_nm": r.get("thickness_nm_lower"),
+                    "upper_nm": r.get("thickness_nm_upper"),
+                    "rate_nm_s": r["thickness_nm"] / r["duration_s"] if r["duration_s"] else None,
+                }
+                for r in table.iter_rows(named=True)
+            }
+            return LayerPlan(f"model v{champion.version} (champion), 90 % interval", layers)
+        context = run_context(ctx, run.tool_id, run.run_id, at)
+        if not context.calibrations:
+            return LayerPlan(f"{run.tool_id} has no cell calibration yet: no prediction")
+        planned = predict_recipe(recipe, context.calibrations)
+        layers = {
+            layer.index: {
+                "thickness_nm": layer.prediction.thickness_nm,
+                "rate_nm_s": layer.prediction.growth_rate_nm_s,
+            }
+            for layer in planned.layers
+        }
+        return LayerPlan("physics baseline (no model promoted yet)", layers)
+    except Exception as exc:  # noqa: BLE001 - the page says why, the live view goes on
+        log.warning("no live prediction for %s: %s: %s", run.run_id, type(exc).__name__, exc)
+        return LayerPlan(f"no prediction ({type(exc).__name__}: {exc})")
+
+
+def find_recipe(ctx: Any, run_id: str) -> Any:
+    """The run's recipe: ingested (lake) if it is, else its file in the landing folder."""
+    from epi_ml.twin.recipe import RecipeError, load_recipe, parse_recipe
+
+    import yaml
+
+    with read_session(ctx.engine) as s:
+        lake_path = s.scalar(
+            select(IngestEvent.lake_path)
+            .where(IngestEvent.kind == "recipe", IngestEvent.run_id == run_id)
+            .order_by(IngestEvent.id.desc())
+            .limit(1)
+        )
+    try:
+        if lake_path and Path(lake_path).exists():
+            table = pl.read_parquet(lake_path)
+            column = next((c for c in ("yaml", "text", "recipe") if c in table.columns), None)
+            if column:
+                return parse_recipe(yaml.safe_load(table.get_column(column)[0]), source=run_id)
+        for path in ctx.settings.landing_dir.rglob(f"recipes/{run_id}.yaml"):
+            return load_recipe(path)
+    except (RecipeError, OSError, yaml.YAMLError) as exc:
+        log.warning("recipe of %s unreadable: %s", run_id, exc)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# RHEED growth rate of the layer growing now
+_rates: dict[tuple[str, int], tuple[float, Any]] = {}
+
+
+def live_growth_rate(engine: Engine, run_id: str, layer: LayerProgress | None, now: datetime | None) -> Any:
+    """RHEED oscillation rate of the growing layer's first minutes (epi_ml.analysis.rheed),
+    computed once the layer has grown 30 s and refreshed every 10 s; None before."""
+    from epi_ml.analysis.rheed import growth_rate_in_window
+
+    if layer is None or layer.started_at is None or now is None or not layer.growing:
+        return None
+    if (now - layer.started_at).total_seconds() < 30:
+        return None
+    key = (run_id, layer.index)
+    cached = _rates.get(key)
+    if cached and time.monotonic() - cached[0] < 10:
+        return cached[1]
+    end = min(now, layer.started_at + timedelta(seconds=120))
+    frame = read_samples(engine, run_id=run_id, since=layer.started_at, channels=["RHEED.I", "sub.rpm"])
+    frame = frame.filter(pl.col("time") <= end).select("time", "channel", "value")
+    try:
+        estimate = growth_rate_in_window(
+            frame, layer.started_at, end, material=_rate_material(layer.material),
+            x=layer.target_composition,
+        )  # fmt: skip
+    except ValueError as exc:
+        estimate = None
+        log.debug("no RHEED rate for %s layer %s: %s", run_id, layer.index, exc)
+    if len(_rates) > 256:
+        _rates.clear()
+    _rates[key] = (time.monotonic(), estimate)
+    return estimate
+
+
+def _rate_material(material: str) -> str:
+    return material if material in ("GaAs", "AlGaAs", "InGaAs", "AlAs", "InAs") else "GaAs"
+
+
+# ------------------------------------------------------------------------------------------------
+# Findings on the recent samples (shared by every session watching the run)
+_findings: dict[str, tuple[float, list[Finding]]] = {}
+_findings_lock = threading.Lock()
+
+
+def live_findings(engine: Engine, run_id: str, *, ttl_s: float = FINDINGS_TTL_S) -> list[Finding]:
+    """Validation findings of the run's last FINDINGS_WINDOW_S seconds, accumulated over the run
+    (a deviation that came and went stays listed), most severe first."""
+    from epi_ml.validation import validate_run
+
+    with _findings_lock:
+        cached = _findings.get(run_id)
+        if cached and time.monotonic() - cached[0] < ttl_s:
+            return cached[1]
+        with read_session(engine) as s:
+            newest = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
+        seen = list(cached[1]) if cached else []
+        if newest is not None:
+            frame = _read_all(engine, run_id=run_id, since=newest - timedelta(seconds=FINDINGS_WINDOW_S))
+            report = validate_run(frame.select("time", "channel", "value"))
+            keys = {(f.code, f.channel) for f in seen}
+            for finding in report.findings:
+                if finding.code in LIVE_FINDING_CODES and (finding.code, finding.channel) not in keys:
+                    seen.append(finding)
+                    keys.add((finding.code, finding.channel))
+        seen = most_severe_first(seen)
+        if len(_findings) > 64:
+            _findings.clear()
+        _findings[run_id] = (time.monotonic(), seen)
+        return seen
+
+
+__all__ = [
+    "GROUPS",
+    "GROUP_III",
+    "LiveRun",
+    "Samples",
+    "current_run",
+    "group_of",
+    "layer_plan",
+    "layer_progress",
+    "live_findings",
+    "live_growth_rate",
+    "live_tools",
+    "snapshot",
+    "updates",
+]

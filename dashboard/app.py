@@ -81,3 +81,8 @@ def register_file_route(app: Dash, settings: Settings) -> None:
         if path is None:
             abort(404)
         return send_file(path, as_attachment=True, download_name=path.name, max_age=0)
+
+    @app.server.route("/files/", defaults={"rest": ""})
+    @app.server.route("/files/<path:rest>")
+    def no_file(rest: str):  # type: ignore[no-untyped-def]
+        abort(404)  # anything but an event id (a path, `..`): never the pages' catch-all

@@ -147,3 +147,8 @@ def alias_badge(alias: str) -> dbc.Badge:
     """A model alias: the champion (in service) and the challenger (a candidate)."""
     colour = {"champion": "success", "challenger": "info"}.get(alias, "secondary")
     return dbc.Badge(alias, color=colour, className="me-1", pill=True)
+
+
+def command(text: str) -> html.Code:
+    """A shell command inside an alert or empty state: dark on light, readable on any colour."""
+    return html.Code(text, className="text-dark bg-light px-1 rounded")

@@ -19,13 +19,18 @@ class StoreOverview:
     ingest_by_status: dict[str, int] = field(default_factory=dict)
     model_versions: int = 0
     last_ingest_at: datetime | None = None
+    # the newest runs' errors and warnings: run, severity, code, channel, message, start
+    latest_findings: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def n_runs(self) -> int:
         return sum(self.runs_by_status.values())
 
 
-def store_overview(engine: Engine, latest: int = 10) -> StoreOverview:
+FINDING_SEVERITIES = ("error", "warning")
+
+
+def store_overview(engine: Engine, latest: int = 10, findings: int = 12) -> StoreOverview:
     with read_session(engine) as s:
         runs_by_status = dict(
             s.execute(select(GrowthRun.status, func.count()).group_by(GrowthRun.status)).tuples().all()
@@ -49,6 +54,25 @@ def store_overview(engine: Engine, latest: int = 10) -> StoreOverview:
                 select(GrowthRun).order_by(GrowthRun.started_at.desc().nulls_last()).limit(latest)
             )
         ]
+        latest_findings = [
+            {
+                "run": r.id,
+                "tool": r.tool_id,
+                "severity": f.get("severity", ""),
+                "code": f.get("code", ""),
+                "channel": f.get("channel") or "",
+                "message": f.get("message", ""),
+                "start": f.get("start") or "",
+            }
+            for r in s.scalars(
+                select(GrowthRun)
+                .where((GrowthRun.n_errors + GrowthRun.n_warnings) > 0)
+                .order_by(GrowthRun.started_at.desc().nulls_last())
+                .limit(findings)
+            )
+            for f in r.findings or []
+            if f.get("severity") in FINDING_SEVERITIES
+        ][:findings]
         return StoreOverview(
             tools=list(s.scalars(select(Tool.id).order_by(Tool.id))),
             runs_by_status=runs_by_status,
@@ -56,4 +80,5 @@ def store_overview(engine: Engine, latest: int = 10) -> StoreOverview:
             ingest_by_status=ingest_by_status,
             model_versions=s.scalar(select(func.count()).select_from(ModelVersion)) or 0,
             last_ingest_at=s.scalar(select(func.max(IngestEvent.received_at))),
+            latest_findings=latest_findings,
         )

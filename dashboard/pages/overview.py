@@ -6,7 +6,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.components import run_href, table
+from dashboard.components import run_href, severity_badge, table
 from epi_ml.overview import store_overview
 from epi_ml.settings import get_settings
 from epi_ml.store import engine_for, redact
@@ -67,5 +67,27 @@ def layout(**_query: str) -> html.Div:
                 dcc.Link("All runs →", href="/runs", id="overview-all-runs"),
             ]
         )
-    return html.Div([html.H4("Overview"), cards, html.H5("Latest runs"), body])
+    return html.Div(
+        [html.H4("Overview"), cards, html.H5("Latest runs"), body, _findings(overview.latest_findings)]
+    )
+
+
+def _findings(rows: list[dict[str, object]]) -> html.Div:
+    """The newest runs' errors and warnings, each opening its run's findings."""
+    if not rows:
+        body: object = html.P("No errors or warnings in the latest runs.", className="text-muted")
+    else:
+        body = table(
+            [
+                {
+                    "run": dcc.Link(str(r["run"]), href=run_href(str(r["run"])) + "#findings"),
+                    "severity": severity_badge(str(r["severity"])),
+                    "code": r["code"],
+                    "channel": r["channel"],
+                    "message": r["message"],
+                }
+                for r in rows
+            ]
+        )
+    return html.Div([html.H5("Latest findings", className="mt-3"), body], id="overview-findings")
 

@@ -145,7 +145,7 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
     fresh = state.get("run_id") != run.run_id or state.get("tool") != tool
     held: dict[str, float] = {} if fresh else dict(state.get("held", {}))
     if fresh:
-        samples = view.snapshot(engine, run.run_id)
+        samples = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
         signature = _signature(samples.channels)
         for channel in signature["shutters"]:
             series = samples.channels.get(channel)
@@ -158,7 +158,7 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
         signature = state.get("signature", {})
         new_signature = _signature(samples.channels, signature)
         if new_signature != signature:  # a channel appeared: draw its figure again from a snapshot
-            snap = view.snapshot(engine, run.run_id)
+            snap = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
             signature = _signature(snap.channels, new_signature)
             figures = [
                 _figure(g, signature[g.key], snap) if signature[g.key] != state["signature"].get(g.key)

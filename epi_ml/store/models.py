@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -257,6 +258,8 @@ class LiveSample(Base):
     the lake, and the buffer of a run is dropped once its sensor table is in the lake."""
 
     __tablename__ = "live_samples"
+    # the state of a channel at a moment (its last sample before it): an index seek
+    __table_args__ = (Index("ix_live_samples_tool_channel_time", "tool_id", "channel", "time"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tool_id: Mapped[str] = mapped_column(String(64), index=True)
     run_id: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine, func, select
 
-from epi_ml.channels import GROUP_III, quantity_of, source_of, unit_of
+from epi_ml.channels import CELLS, GROUP_III, quantity_of, source_of, unit_of
 from epi_ml.findings import Finding
 from epi_ml.validation.report import most_severe_first
 from epi_ml.live.buffer import READ_LIMIT, SAMPLE_SCHEMA, read_samples
@@ -75,6 +75,8 @@ GROUPS: tuple[ChannelGroup, ...] = (
     ChannelGroup("other", "Other channels", ""),
 )
 GROUP_KEYS = tuple(g.key for g in GROUPS)
+# the shutters a tool logs (event-driven: a state holds until the next change)
+SHUTTERS = tuple(f"{source}.shutter" for source in (*CELLS, "As", "sub"))
 
 
 def group_of(channel: str) -> str:
@@ -172,9 +174,11 @@ class Samples:
 
 
 def snapshot(
-    engine: Engine, run_id: str, *, history_s: float = HISTORY_S, max_points: int = MAX_POINTS
-) -> Samples:
-    """The run's trailing `history_s` seconds (at most `max_points` newest per channel)."""
+    engine: Engine, run_id: str, *, tool_id: str | None = None, history_s: float = HISTORY_S,
+    max_points: int = MAX_POINTS,
+) -> Samples:  # fmt: skip
+    """The run's trailing `history_s` seconds (at most `max_points` newest per channel), with the
+    shutters' states at its start (from the tool's log before the run when `tool_id` is given)."""
     with read_session(engine) as s:
         newest_time = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
         cursor = s.scalar(select(func.max(LiveSample.id)).where(LiveSample.run_id == run_id)) or 0
@@ -183,26 +187,34 @@ def snapshot(
     since = newest_time - timedelta(seconds=history_s)
     frame = _read_all(engine, run_id=run_id, since=since, upto=cursor)
     frame = frame.sort("channel", "time").group_by("channel", maintain_order=True).tail(max_points)
-    frame = pl.concat([_states_at(engine, run_id, since, upto=cursor), frame.select(list(SAMPLE_SCHEMA))])
+    states = _states_at(engine, run_id, tool_id, since, upto=cursor)
+    frame = pl.concat([states.select(list(SAMPLE_SCHEMA)), frame.select(list(SAMPLE_SCHEMA))])
     return Samples(cursor=cursor, channels=_series(frame), newest=_as_utc(newest_time))
 
 
-def _states_at(engine: Engine, run_id: str, moment: datetime, *, upto: int) -> pl.DataFrame:
+def _states_at(engine: Engine, run_id: str, tool_id: str | None, moment: datetime, *, upto: int) -> pl.DataFrame:
     """Event-driven channels (shutters: logged on change only) as they stood at `moment`: their
-    last sample before it, moved to `moment`, so their timeline starts with the window."""
-    newest = (
-        select(LiveSample.channel, func.max(LiveSample.id).label("id"))
-        .where(LiveSample.run_id == run_id, LiveSample.time < moment, LiveSample.id <= upto,
-               LiveSample.channel.like("%.shutter"))
-        .group_by(LiveSample.channel)
-        .subquery()
-    )  # fmt: skip
-    query = select(LiveSample.id, LiveSample.tool_id, LiveSample.run_id, LiveSample.channel,
-                   LiveSample.time, LiveSample.value).join(newest, LiveSample.id == newest.c.id)  # fmt: skip
+    last sample before it, moved to `moment`, so their timeline starts with the window. The
+    tool's samples before the run count too (a shutter may not move for hours); one index seek
+    per shutter (ix_live_samples_tool_channel_time)."""
+    if tool_id is None:
+        with read_session(engine) as s:
+            tool_id = s.scalar(select(GrowthRun.tool_id).where(GrowthRun.id == run_id))
+    rows = []
     with read_session(engine) as s:
-        rows = s.execute(query).all()
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=SAMPLE_SCHEMA, orient="row")
-    return frame.with_columns(time=pl.lit(moment).cast(SAMPLE_SCHEMA["time"]))
+        for channel in SHUTTERS:
+            row = s.execute(
+                select(LiveSample.id, LiveSample.tool_id, LiveSample.run_id, LiveSample.channel,
+                       LiveSample.time, LiveSample.value)
+                .where(LiveSample.tool_id == tool_id, LiveSample.channel == channel,
+                       LiveSample.time < moment, LiveSample.id <= upto)
+                .order_by(LiveSample.time.desc())
+                .limit(1)
+            ).first()  # fmt: skip
+            if row is not None:
+                rows.append(tuple(row))
+    frame = pl.DataFrame(rows, schema=SAMPLE_SCHEMA, orient="row")
+    return frame.with_columns(time=pl.lit(moment).cast(SAMPLE_SCHEMA["time"]), run_id=pl.lit(run_id))
 
 
 def updates(engine: Engine, run_id: str, cursor: int) -> Samples:

@@ -13,21 +13,11 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from epi_ml.settings import reset_settings_cache
+from prereqs import IN_CI, require  # noqa: F401 - re-exported for the tests that import it here
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "EPI_ML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, what: str, how: str) -> None:
-    """Skip locally when a prerequisite is missing; fail loudly in CI (nothing may be skipped there)."""
-    if condition:
-        return
-    message = f"{what} — {how}"
-    if IN_CI:
-        pytest.fail(f"CI prerequisite missing: {message}", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 HISTORY_S = 600.0  # trailing window a page starts with
 MAX_POINTS = 6000  # points kept per trace in the browser (10 min at 10 Hz, 100 min at 1 Hz)
 FINDINGS_WINDOW_S = 600.0  # the recent samples the live checks look at
-FINDINGS_TTL_S = 5.0  # live checks are shared by every session and recomputed at most this often
+FINDINGS_TTL_S = 5.0
+RATE_WINDOW_S = 120.0  # live checks are shared by every session and recomputed at most this often
 # The checks that make sense on a run still growing (missing channels etc. wait for batch ingest).
 LIVE_FINDING_CODES = frozenset(
     {
@@ -185,7 +186,7 @@ def snapshot(
     if newest_time is None:
         return Samples(cursor=cursor, channels={}, newest=None)
     since = newest_time - timedelta(seconds=history_s)
-    frame = _read_all(engine, run_id=run_id, since=since, upto=cursor)
+    frame = _read_window(engine, run_id, since, upto=cursor)
     frame = frame.sort("channel", "time").group_by("channel", maintain_order=True).tail(max_points)
     states = _states_at(engine, run_id, tool_id, since, upto=cursor)
     frame = pl.concat([states.select(list(SAMPLE_SCHEMA)), frame.select(list(SAMPLE_SCHEMA))])
@@ -247,6 +248,19 @@ def _read_all(engine: Engine, *, run_id: str, after_id: int = 0, since: datetime
     if not parts:
         return pl.DataFrame(schema=SAMPLE_SCHEMA)
     return pl.concat(parts)
+
+
+def _read_window(engine: Engine, run_id: str, since: datetime, *, upto: int | None = None) -> pl.DataFrame:
+    """The run's samples from `since` on. The first id at `since` is found on (run_id, time),
+    the rows are read from it on (run_id, id): the cost is the window's, not the run's."""
+    with read_session(engine) as s:
+        first = s.scalar(
+            select(func.min(LiveSample.id)).where(LiveSample.run_id == run_id, LiveSample.time >= since)
+        )
+    if first is None:
+        return pl.DataFrame(schema=SAMPLE_SCHEMA)
+    frame = _read_all(engine, run_id=run_id, after_id=first - 1, upto=upto)
+    return frame.filter(pl.col("time") >= since)  # a late-arriving older sample stays out
 
 
 def _series(frame: pl.DataFrame) -> dict[str, Series]:
@@ -432,8 +446,9 @@ _rates: dict[tuple[str, int], tuple[float, Any]] = {}
 
 
 def live_growth_rate(engine: Engine, run_id: str, layer: LayerProgress | None, now: datetime | None) -> Any:
-    """RHEED oscillation rate of the growing layer's first minutes (epi_ml.analysis.rheed),
-    computed once the layer has grown 30 s and refreshed every 10 s; None before."""
+    """RHEED oscillation rate of the growing layer's first RATE_WINDOW_S (oscillations damp out
+    after that; epi_ml.analysis.rheed), from 30 s into the layer, refreshed every 10 s until the
+    window is complete; None before."""
     from epi_ml.analysis.rheed import growth_rate_in_window
 
     if layer is None or layer.started_at is None or now is None or not layer.growing:
@@ -442,11 +457,12 @@ def live_growth_rate(engine: Engine, run_id: str, layer: LayerProgress | None, n
         return None
     key = (run_id, layer.index)
     cached = _rates.get(key)
-    if cached and time.monotonic() - cached[0] < 10:
-        return cached[1]
-    end = min(now, layer.started_at + timedelta(seconds=120))
-    frame = read_samples(engine, run_id=run_id, since=layer.started_at, channels=["RHEED.I", "sub.rpm"])
-    frame = frame.filter(pl.col("time") <= end).select("time", "channel", "value")
+    end = min(now, layer.started_at + timedelta(seconds=RATE_WINDOW_S))
+    if cached and (cached[0] == float("inf") or time.monotonic() - cached[0] < 10):
+        return cached[1]  # (inf: the window is complete, the estimate final)
+    frame = _read_window(engine, run_id, layer.started_at)
+    frame = frame.filter(pl.col("time") <= end, pl.col("channel").is_in(["RHEED.I", "sub.rpm"]))
+    frame = frame.select("time", "channel", "value")
     try:
         estimate = growth_rate_in_window(
             frame, layer.started_at, end, material=_rate_material(layer.material),
@@ -457,7 +473,7 @@ def live_growth_rate(engine: Engine, run_id: str, layer: LayerProgress | None, n
         log.debug("no RHEED rate for %s layer %s: %s", run_id, layer.index, exc)
     if len(_rates) > 256:
         _rates.clear()
-    _rates[key] = (time.monotonic(), estimate)
+    _rates[key] = (float("inf") if end < now else time.monotonic(), estimate)
     return estimate
 
 
@@ -484,7 +500,7 @@ def live_findings(engine: Engine, run_id: str, *, ttl_s: float = FINDINGS_TTL_S)
             newest = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
         seen = list(cached[1]) if cached else []
         if newest is not None:
-            frame = _read_all(engine, run_id=run_id, since=newest - timedelta(seconds=FINDINGS_WINDOW_S))
+            frame = _read_window(engine, run_id, newest - timedelta(seconds=FINDINGS_WINDOW_S))
             report = validate_run(frame.select("time", "channel", "value"))
             keys = {(f.code, f.channel) for f in seen}
             for finding in report.findings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 
 import pytest
@@ -49,7 +48,7 @@ def test_the_live_page_shows_the_run_growing_and_it_advances(page: Page, served:
         timeout=30_000,
     )
     first_x, first_points = _newest_x(page, "live-rheed"), sum(_trace_lengths(page, "live-cells"))
-    time.sleep(4)  # four ticks of the page; the twin grows 60 s of run in that time
+    page.tab.wait_for_timeout(4000)  # eight ticks of the page; the twin grows 60 s of run in that time
     later_x, later_points = _newest_x(page, "live-rheed"), sum(_trace_lengths(page, "live-cells"))
     assert later_x > first_x, "the RHEED trace did not advance"
     assert later_points > first_points, "no new cell-temperature points were drawn"
@@ -78,7 +77,7 @@ def test_live_updates_send_only_new_points(page: Page, served: Served) -> None:
     )
     page.open(f"/live?tool={LIVE_TOOL}", "#live-run-link")
     page.tab.wait_for_function("() => document.querySelector('#live-points')", timeout=30_000)
-    time.sleep(5)
+    page.tab.wait_for_timeout(5000)  # (Playwright delivers the responses while it waits)
     bodies = [r.body() for r in responses]  # type: ignore[attr-defined]
     ticks = [json.loads(b) for b in bodies if b"live-state" in b]
     assert len(ticks) >= 3, f"only {len(ticks)} live updates in 5 s"
@@ -99,7 +98,7 @@ def test_the_live_page_says_what_to_do_when_no_run_grows(page: Page) -> None:
 @pytest.mark.parametrize(("path", "ready", "name"), PAGES, ids=[p[2] for p in PAGES])
 def test_every_page_loads_without_console_errors(page: Page, path: str, ready: str, name: str) -> None:
     page.open(path, ready)
-    time.sleep(1.5)  # let the page's callbacks finish drawing
+    page.tab.wait_for_timeout(1500)  # let the page's callbacks finish drawing
     assert not page.tab.query_selector(".store-not-ready")
     page.screenshot(name)
     page.assert_no_errors()

@@ -1,5 +1,6 @@
-"""live_samples: an index on (tool_id, channel, time) for the dashboard's "state of a channel at
-a moment" (a shutter's last change before the window it draws), a seek instead of a scan.
+"""live_samples: indexes for the dashboard's reads, so that their cost does not grow with the run:
+(run_id, id) for "what is new since id N", (run_id, time) for "the trailing window", and
+(tool_id, channel, time) for "the state of a channel at a moment" (a shutter's last change).
 
 Revision ID: 0003
 Revises: 0002
@@ -18,8 +19,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('live_samples', schema=None) as batch_op:
         batch_op.create_index('ix_live_samples_tool_channel_time', ['tool_id', 'channel', 'time'], unique=False)
+        batch_op.create_index('ix_live_samples_run_id_id', ['run_id', 'id'], unique=False)
+        batch_op.create_index('ix_live_samples_run_id_time', ['run_id', 'time'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('live_samples', schema=None) as batch_op:
+        batch_op.drop_index('ix_live_samples_run_id_time')
+        batch_op.drop_index('ix_live_samples_run_id_id')
         batch_op.drop_index('ix_live_samples_tool_channel_time')

@@ -1,0 +1,144 @@
+"""The live view's reads (epi_ml.views.live) and the Live page's callback, on a real store."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from epi_ml.live.buffer import append_samples
+from epi_ml.settings import get_settings
+from epi_ml.store import engine_for, upgrade, write_session
+from epi_ml.store.models import GrowthRun, Layer, Tool
+from epi_ml.views import live as view
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+RUN = "MBE7-20260302-01"
+
+
+def _store(store_url: str):  # type: ignore[no-untyped-def]
+    upgrade(store_url)
+    engine = engine_for(store_url)
+    with write_session(engine) as s:
+        s.add(Tool(id="MBE7"))
+        s.flush()
+        s.add(GrowthRun(id=RUN, tool_id="MBE7", status="live", started_at=T0, recipe_name="hemt"))
+    return engine
+
+
+def _samples(engine, seconds: range, channels=("Ga.T", "RHEED.I"), run_id: str | None = RUN) -> int:  # type: ignore[no-untyped-def]
+    rows = [
+        {"tool_id": "MBE7", "run_id": run_id, "channel": c, "time": T0 + timedelta(seconds=t), "value": 900.0 + t}
+        for t in seconds
+        for c in channels
+    ]
+    return append_samples(engine, rows)
+
+
+def test_channels_are_grouped_by_source_with_units() -> None:
+    assert view.group_of("Ga.T") == "cells" and view.group_of("Ga.T_set") == "cells"
+    assert view.group_of("Ga.power") == "power"
+    assert view.group_of("sub.T") == "substrate" and view.group_of("sub.rpm") == "substrate"
+    assert view.group_of("As.valve") == "arsenic"
+    assert view.group_of("P.chamber") == "pressure" and view.group_of("BEP") == "pressure"
+    assert view.group_of("RHEED.I") == "rheed"
+    assert view.group_of("Ga.shutter") == "shutters" and view.group_of("sub.shutter") == "shutters"
+    assert view.group_of("raw:Mystery.PV") == "other"
+    assert view.label_of("Ga.T") == "Ga.T [°C]" and view.label_of("P.chamber") == "P.chamber [Torr]"
+
+
+def test_snapshot_reads_the_trailing_window_then_updates_only_what_is_new(store_url: str) -> None:
+    engine = _store(store_url)
+    _samples(engine, range(0, 1200))  # 20 minutes
+    snap = view.snapshot(engine, RUN, tool_id="MBE7", history_s=600)
+    ga = snap.channels["Ga.T"]
+    assert len(ga.t_ms) == 601  # the last 10 min, both ends
+    assert ga.t_ms[0] == (T0 + timedelta(seconds=599)).timestamp() * 1000
+    assert snap.newest == T0 + timedelta(seconds=1199)
+    assert view.updates(engine, RUN, snap.cursor).points == 0  # nothing new yet
+
+    _samples(engine, range(1200, 1203))
+    _samples(engine, range(1203, 1204), run_id=None)  # another run's (or no run's) sample
+    new = view.updates(engine, RUN, snap.cursor)
+    assert new.channels["Ga.T"].values == [2100.0, 2101.0, 2102.0]
+    assert new.points == 6 and new.cursor > snap.cursor
+    assert view.updates(engine, RUN, new.cursor).points == 0
+
+    capped = view.snapshot(engine, RUN, history_s=3600, max_points=100)
+    assert len(capped.channels["Ga.T"].t_ms) == 100  # the newest 100 per channel
+
+
+def test_a_shutter_starts_the_window_in_the_state_the_tool_left_it(store_url: str) -> None:
+    engine = _store(store_url)
+    # the Ga shutter opened before the run (no run label) and never moved since
+    append_samples(engine, [{"tool_id": "MBE7", "run_id": None, "channel": "Ga.shutter",
+                             "time": T0 - timedelta(minutes=30), "value": 1.0}])  # fmt: skip
+    _samples(engine, range(0, 900), channels=("Ga.T",))
+    snap = view.snapshot(engine, RUN, tool_id="MBE7", history_s=600)
+    shutter = snap.channels["Ga.shutter"]
+    assert shutter.values == [1.0]
+    assert shutter.t_ms == [(T0 + timedelta(seconds=299)).timestamp() * 1000]
+
+
+def test_layer_progress_grows_with_the_predicted_rate(store_url: str) -> None:
+    engine = _store(store_url)
+    with write_session(engine) as s:
+        s.add(Layer(run_id=RUN, index=1, kind="layer", material="GaAs", target_thickness_nm=100.0,
+                    started_at=T0, ended_at=T0 + timedelta(seconds=100)))  # fmt: skip
+        s.add(Layer(run_id=RUN, index=2, kind="interrupt", material="interrupt", started_at=T0 + timedelta(seconds=100),
+                    ended_at=T0 + timedelta(seconds=110)))  # fmt: skip
+        s.add(Layer(run_id=RUN, index=3, kind="layer", material="AlGaAs", target_thickness_nm=50.0,
+                    started_at=T0 + timedelta(seconds=110)))  # fmt: skip
+    plan = view.LayerPlan("test", {1: {"rate_nm_s": 0.95, "thickness_nm": 95.0},
+                                   3: {"rate_nm_s": 0.5, "thickness_nm": 52.0, "lower_nm": 50.0, "upper_nm": 54.0}})  # fmt: skip
+    now = T0 + timedelta(seconds=150)
+    layers = view.layer_progress(view.run_layers(engine, RUN), plan, now)
+    assert [layer.index for layer in layers] == [1, 3]  # interrupts grow nothing
+    done, growing = layers
+    assert not done.growing and done.grown_nm == pytest.approx(95.0) and done.predicted_nm == pytest.approx(95.0)
+    assert growing.growing and growing.grown_nm == pytest.approx(20.0)  # 40 s at 0.5 nm/s
+    assert (growing.predicted_nm, growing.lower_nm, growing.upper_nm) == (52.0, 50.0, 54.0)
+
+
+def test_live_findings_flag_a_gauge_over_range_once_and_keep_it(store_url: str) -> None:
+    engine = _store(store_url)
+    rows = [{"tool_id": "MBE7", "run_id": RUN, "channel": "P.chamber", "time": T0 + timedelta(seconds=t),
+             "value": 1000.0 if 100 <= t < 130 else 2e-8} for t in range(0, 300)]  # fmt: skip
+    append_samples(engine, rows)
+    findings = view.live_findings(engine, RUN, ttl_s=0)
+    codes = [(f.code, f.channel) for f in findings]
+    assert ("gauge_over_range", "P.chamber") in codes
+    assert len(codes) == len(set(codes))
+    _samples(engine, range(300, 1200), channels=("Ga.T",))  # the excursion leaves the window
+    assert ("gauge_over_range", "P.chamber") in [(f.code, f.channel) for f in view.live_findings(engine, RUN, ttl_s=0)]
+
+
+def test_the_live_page_draws_once_then_sends_only_extend_data(isolated_home) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.app import create_app
+
+    settings = get_settings()
+    settings.ensure_home()
+    engine = _store(settings.database_url)
+    _samples(engine, range(0, 60), channels=("Ga.T", "RHEED.I", "P.chamber"))
+    app = create_app(settings)
+    page = sys.modules["pages.live"]  # as the app imported it (Dash imports pages/ as pages.<name>)
+    n_groups = len(view.GROUPS)
+    with app.server.test_request_context():
+        first = page.tick(0, "MBE7", {})
+        figures, extends, state = first[:n_groups], first[n_groups : 2 * n_groups], first[2 * n_groups]
+        cells = figures[[g.key for g in view.GROUPS].index("cells")]
+        assert [t.name for t in cells.data] == ["Ga.T [°C]"] and len(cells.data[0].x) == 60
+        assert all(e is page.no_update for e in extends)
+        assert state["run_id"] == RUN and state["signature"]["rheed"] == ["RHEED.I"]
+
+        _samples(engine, range(60, 62), channels=("Ga.T", "RHEED.I", "P.chamber"))
+        second = page.tick(1, "MBE7", state)
+        assert all(f is page.no_update for f in second[:n_groups])
+        rheed = second[n_groups + [g.key for g in view.GROUPS].index("rheed")]
+        update, traces, max_points = rheed
+        assert traces == [0] and len(update["y"][0]) == 2 and max_points == view.MAX_POINTS
+
+        empty = page.tick(2, "NO-TOOL", {})  # no run on that tool: the empty state says what to do
+        assert empty[2 * n_groups + 3] == {"display": "none"}
+        assert "epi-ml live" in str(empty[2 * n_groups + 2])

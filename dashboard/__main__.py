@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import threading
 
 from dashboard.app import ExposedWithoutCredentials, create_app
 
@@ -18,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     except ExposedWithoutCredentials as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # torch and the models take seconds to import: load them now, not in the first request
+    threading.Thread(target=importlib.import_module, args=("epi_ml.models.lifecycle",), daemon=True).start()
     app.run(host=args.host, port=args.port, debug=False)
     return 0
 

@@ -29,7 +29,7 @@ from epi_ml.findings import Finding
 from epi_ml.validation.report import most_severe_first
 from epi_ml.live.buffer import READ_LIMIT, SAMPLE_SCHEMA, read_samples
 from epi_ml.store import read_session
-from epi_ml.store.models import GrowthRun, IngestEvent, Layer, LiveSample
+from epi_ml.store.models import GrowthRun, IngestEvent, Layer, LiveSample, Tool
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ HISTORY_S = 600.0  # trailing window a page starts with
 MAX_POINTS = 6000  # points kept per trace in the browser (10 min at 10 Hz, 100 min at 1 Hz)
 FINDINGS_WINDOW_S = 600.0  # the recent samples the live checks look at
 FINDINGS_TTL_S = 5.0
-RATE_WINDOW_S = 120.0  # live checks are shared by every session and recomputed at most this often
+RATE_WINDOW_S = 120.0
+PLAN_RETRY_S = 30.0  # live checks are shared by every session and recomputed at most this often
 # The checks that make sense on a run still growing (missing channels etc. wait for batch ingest).
 LIVE_FINDING_CODES = frozenset(
     {
@@ -128,7 +129,9 @@ def live_tools(engine: Engine) -> list[str]:
         growing = list(
             s.scalars(select(GrowthRun.tool_id).where(GrowthRun.status == "live").distinct())
         )
-        buffered = list(s.scalars(select(LiveSample.tool_id).distinct()))
+        # one index seek per known tool, not a DISTINCT over the whole buffer
+        has_samples = select(LiveSample.id).where(LiveSample.tool_id == Tool.id).limit(1).exists()
+        buffered = list(s.scalars(select(Tool.id).where(has_samples)))
     return sorted(set(growing)) + sorted(set(buffered) - set(growing))
 
 
@@ -306,6 +309,7 @@ class LayerPlan:
 
     source: str  # "model v3", "physics baseline", or why there is none
     layers: dict[int, dict[str, float | None]] = field(default_factory=dict)
+    made_at: float = field(default_factory=time.monotonic)
 
 
 def run_layers(engine: Engine, run_id: str) -> list[Layer]:
@@ -363,8 +367,10 @@ def layer_plan(ctx: Any, run: LiveRun) -> LayerPlan:
     champion = registry.model_for_alias(ctx.engine, MODEL_NAME, "champion")
     key = (run.run_id, f"v{champion.version}" if champion else "physics")
     with _plans_lock:
-        if key in _plans:
-            return _plans[key]
+        cached = _plans.get(key)
+        # a plan without layers (no recipe landed yet) is tried again now and then
+        if cached and (cached.layers or time.monotonic() - cached.made_at < PLAN_RETRY_S):
+            return cached
     plan = _compute_plan(ctx, run, champion)
     with _plans_lock:
         if len(_plans) > 64:  # a day of runs on a few tools; bounded
@@ -433,8 +439,10 @@ def find_recipe(ctx: Any, run_id: str) -> Any:
             column = next((c for c in ("yaml", "text", "recipe") if c in table.columns), None)
             if column:
                 return parse_recipe(yaml.safe_load(table.get_column(column)[0]), source=run_id)
-        for path in ctx.settings.landing_dir.rglob(f"recipes/{run_id}.yaml"):
-            return load_recipe(path)
+        landing = ctx.settings.landing_dir  # <landing>/<tool>/recipes or <landing>/<source>/<tool>/recipes
+        for pattern in (f"*/recipes/{run_id}.yaml", f"*/*/recipes/{run_id}.yaml"):
+            for path in landing.glob(pattern):
+                return load_recipe(path)
     except (RecipeError, OSError, yaml.YAMLError) as exc:
         log.warning("recipe of %s unreadable: %s", run_id, exc)
     return None
@@ -483,8 +491,19 @@ def _rate_material(material: str) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # Findings on the recent samples (shared by every session watching the run)
-_findings: dict[str, tuple[float, list[Finding]]] = {}
-_findings_lock = threading.Lock()
+@dataclass
+class _Checked:
+    """A run's live checks: when last run, the samples of the window kept in memory (only what
+    is new is read each time), and the findings so far."""
+
+    at: float
+    cursor: int
+    window: pl.DataFrame
+    findings: list[Finding]
+
+
+_checked: dict[str, _Checked] = {}
+_checked_lock = threading.Lock()
 
 
 def live_findings(engine: Engine, run_id: str, *, ttl_s: float = FINDINGS_TTL_S) -> list[Finding]:
@@ -492,26 +511,40 @@ def live_findings(engine: Engine, run_id: str, *, ttl_s: float = FINDINGS_TTL_S)
     (a deviation that came and went stays listed), most severe first."""
     from epi_ml.validation import validate_run
 
-    with _findings_lock:
-        cached = _findings.get(run_id)
-        if cached and time.monotonic() - cached[0] < ttl_s:
-            return cached[1]
-        with read_session(engine) as s:
-            newest = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
-        seen = list(cached[1]) if cached else []
-        if newest is not None:
-            frame = _read_window(engine, run_id, newest - timedelta(seconds=FINDINGS_WINDOW_S))
-            report = validate_run(frame.select("time", "channel", "value"))
-            keys = {(f.code, f.channel) for f in seen}
+    with _checked_lock:
+        state = _checked.get(run_id)
+        if state and time.monotonic() - state.at < ttl_s:
+            return state.findings
+        if state is None:
+            with read_session(engine) as s:
+                newest = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
+            window = (
+                _read_window(engine, run_id, newest - timedelta(seconds=FINDINGS_WINDOW_S))
+                if newest is not None
+                else pl.DataFrame(schema=SAMPLE_SCHEMA)
+            )
+            state = _Checked(0.0, 0, window, [])
+            state.cursor = int(window.get_column("id").max() or 0) if window.height else 0
+        else:
+            new = _read_all(engine, run_id=run_id, after_id=state.cursor)
+            if new.height:
+                state.cursor = int(new.get_column("id").max())  # type: ignore[arg-type]
+                state.window = pl.concat([state.window, new])
+        if state.window.height:
+            newest = state.window.get_column("time").max()
+            state.window = state.window.filter(pl.col("time") >= newest - timedelta(seconds=FINDINGS_WINDOW_S))
+            report = validate_run(state.window.select("time", "channel", "value"))
+            keys = {(f.code, f.channel) for f in state.findings}
             for finding in report.findings:
                 if finding.code in LIVE_FINDING_CODES and (finding.code, finding.channel) not in keys:
-                    seen.append(finding)
+                    state.findings.append(finding)
                     keys.add((finding.code, finding.channel))
-        seen = most_severe_first(seen)
-        if len(_findings) > 64:
-            _findings.clear()
-        _findings[run_id] = (time.monotonic(), seen)
-        return seen
+            state.findings = most_severe_first(state.findings)
+        state.at = time.monotonic()
+        if len(_checked) > 16 and run_id not in _checked:  # runs watched at once: a few tools
+            _checked.pop(next(iter(_checked)))
+        _checked[run_id] = state
+        return state.findings
 
 
 __all__ = [

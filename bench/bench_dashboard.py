@@ -229,7 +229,8 @@ window.fetch = async (...args) => {
 """
 
 
-def measure_page(browser, url: str, tool: str, seconds: float, server, stack: Stack) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def measure_page(browser, url: str, tool: str, seconds: float, server, stack: Stack,
+                 interval_ms: int | None = None) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """One session on the Live page: latencies of drawn samples, the sizes of its updates, and
     the server's CPU per update (from the first draw on: the page's opening is not an update)."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
@@ -237,7 +238,7 @@ def measure_page(browser, url: str, tool: str, seconds: float, server, stack: St
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{url}/live?tool={tool}")
+    page.goto(f"{url}/live?tool={tool}" + (f"&interval_ms={interval_ms}" if interval_ms else ""))
     page.wait_for_function(
         f"() => {{ const g = document.querySelector('#{PROBE_GRAPH} .js-plotly-plot');"
         " return g && g.data && g.data.length && g.data[0].x.length > 0; }",
@@ -308,7 +309,7 @@ def run(args: argparse.Namespace) -> str:
                 logger.start()
                 wait_for_live_run(engine, run_id)
                 baseline = store_latency(engine, tool, 10.0)
-                page = measure_page(browser, stack.url, tool, args.window_s, server, stack)
+                page = measure_page(browser, stack.url, tool, args.window_s, server, stack, args.interval_ms)
                 logger.stop.set()
                 logger.join()
                 logger.message(datetime.now(UTC), f"Run {run_id} end")
@@ -380,7 +381,7 @@ def report(results: dict[str, dict[str, object]], soak: dict[str, object], args:
         "## Live dashboard in a browser (bench_dashboard)",
         "",
         f"{CHANNELS} channels written as EPIC logs (open/append/close per row, wall-clock stamps) -> "
-        "`epi-ml tail` (SQLite) -> `python -m dashboard` (Live page, default 500 ms tick) -> headless "
+        f"`epi-ml tail` (SQLite) -> `python -m dashboard` (Live page, {args.interval_ms or 'default 500'} ms tick) -> headless "
         f"Chromium. {args.window_s:.0f} s measured per row, one session. Latency: sample time stamp "
         "to the animation frame that has it in the RHEED trace; baseline: the same samples readable "
         "in the store (5 ms polls). Target: p95 <= 1 s.",
@@ -420,6 +421,7 @@ def main() -> int:
     parser.add_argument("--window-s", type=float, default=60.0, help="seconds measured per rate")
     parser.add_argument("--soak-s", type=float, default=600.0, help="soak duration (0: no soak)")
     parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--interval-ms", type=int, default=None, help="the Live page's tick (default: its own)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"error: no Chromium at {CHROMIUM}: apt-get install -y chromium", file=sys.stderr)

@@ -65,7 +65,7 @@ def test_snapshot_reads_the_trailing_window_then_updates_only_what_is_new(store_
     assert new.points == 6 and new.cursor > snap.cursor
     assert view.updates(engine, RUN, new.cursor).points == 0
 
-    capped = view.snapshot(engine, RUN, history_s=3600, max_points=100)
+    capped = view.snapshot(engine, RUN, history_s=3600, points=100)
     assert len(capped.channels["Ga.T"].t_ms) == 100  # the newest 100 per channel
 
 
@@ -126,19 +126,37 @@ def test_the_live_page_draws_once_then_sends_only_extend_data(isolated_home) -> 
     n_groups = len(view.GROUPS)
     with app.server.test_request_context():
         first = page.tick(0, "MBE7", {})
-        figures, extends, state = first[:n_groups], first[n_groups : 2 * n_groups], first[2 * n_groups]
+        figures, extends = first[:n_groups], first[n_groups : 2 * n_groups]
+        state, layout = first[2 * n_groups], first[2 * n_groups + 1]
         cells = figures[[g.key for g in view.GROUPS].index("cells")]
         assert [t.name for t in cells.data] == ["Ga.T [°C]"] and len(cells.data[0].x) == 60
         assert all(e is page.no_update for e in extends)
-        assert state["run_id"] == RUN and state["signature"]["rheed"] == ["RHEED.I"]
+        assert state["run_id"] == RUN and layout["signature"]["rheed"] == ["RHEED.I"]
 
         _samples(engine, range(60, 62), channels=("Ga.T", "RHEED.I", "P.chamber"))
-        second = page.tick(1, "MBE7", state)
+        second = page.tick(1, "MBE7", state, layout)
         assert all(f is page.no_update for f in second[:n_groups])
+        assert second[2 * n_groups + 1] is page.no_update  # the same traces: the layout is not sent again
         rheed = second[n_groups + [g.key for g in view.GROUPS].index("rheed")]
         update, traces, max_points = rheed
         assert traces == [0] and len(update["y"][0]) == 2 and max_points == view.MAX_POINTS
 
         empty = page.tick(2, "NO-TOOL", {})  # no run on that tool: the empty state says what to do
-        assert empty[2 * n_groups + 3] == {"display": "none"}
-        assert "epi-ml live" in str(empty[2 * n_groups + 2])
+        assert empty[2 * n_groups + 4] == {"display": "none"}
+        assert "epi-ml live" in str(empty[2 * n_groups + 3])
+
+
+def test_the_screen_gets_slow_channels_at_two_hertz_and_rheed_at_full_rate(store_url: str) -> None:
+    engine = _store(store_url)
+    rows = [
+        {"tool_id": "MBE7", "run_id": RUN, "channel": c, "time": T0 + timedelta(milliseconds=100 * k), "value": float(k)}
+        for k in range(100)  # 10 s at 10 Hz
+        for c in ("Ga.T", "RHEED.I", "Ga.shutter")
+    ]
+    append_samples(engine, rows)
+    snap = view.snapshot(engine, RUN, tool_id="MBE7")
+    assert len(snap.channels["RHEED.I"].values) == 100
+    assert len(snap.channels["Ga.shutter"].values) == 100
+    ga = snap.channels["Ga.T"]
+    assert len(ga.values) == 20 and ga.values[:2] == [4.0, 9.0]  # the last value of each 0.5 s
+    assert view.max_points("rheed") > view.max_points("cells")

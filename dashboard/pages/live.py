@@ -78,7 +78,8 @@ def layout(tool: str | None = None, interval_ms: str | None = None, **_query: st
         [
             page_header("Live", "The run in progress, updated twice a second", right=picker),
             dcc.Interval(id="live-tick", interval=tick_ms, n_intervals=0),
-            dcc.Store(id="live-state", data={}),
+            dcc.Store(id="live-state", data={}),  # small, every tick: run, cursor, newest
+            dcc.Store(id="live-layout", data={}),  # sent when it changes: traces of each figure
             html.Div(id="live-empty"),
             html.Div(
                 [
@@ -111,6 +112,7 @@ def layout(tool: str | None = None, interval_ms: str | None = None, **_query: st
     + [Output(GRAPH_IDS[g.key], "extendData") for g in view.GROUPS]
     + [
         Output("live-state", "data"),
+        Output("live-layout", "data"),
         Output("live-status", "children"),
         Output("live-empty", "children"),
         Output("live-body", "style"),
@@ -121,15 +123,17 @@ def layout(tool: str | None = None, interval_ms: str | None = None, **_query: st
     Input("live-tick", "n_intervals"),
     Input("live-tool", "value"),
     State("live-state", "data"),
+    State("live-layout", "data"),
     # a slow tick disables the interval until it returns: ticks never pile up
     running=[(Output("live-tick", "disabled"), True, False)],
 )
-def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
+def tick(n: int, tool: str | None, state: dict[str, Any] | None,
+         layout: dict[str, Any] | None = None) -> list[Any]:  # fmt: skip
     groups = view.GROUPS
     keep: list[Any] = [no_update] * len(groups)
     settings = get_settings()
     engine = engine_for(settings.database_url)
-    state = state or {}
+    state, layout = state or {}, layout or {}
     run = view.current_run(engine, tool or None)
     if run is None:
         hint = empty_state(
@@ -143,10 +147,10 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
             ") follows the landing folder; the run appears here within a second.",
             id="live-no-run",
         )
-        return keep + keep + [{}, None, hint, {"display": "none"}, [], no_update, no_update]
+        return keep + keep + [{}, {}, None, hint, {"display": "none"}, [], no_update, no_update]
 
     fresh = state.get("run_id") != run.run_id or state.get("tool") != tool
-    held: dict[str, float] = {} if fresh else dict(state.get("held", {}))
+    held: dict[str, float] = {} if fresh else dict(layout.get("held", {}))
     if fresh:
         samples = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
         signature = _signature(samples.channels)
@@ -158,13 +162,13 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
         extends = keep
     else:
         samples = view.updates(engine, run.run_id, int(state.get("cursor", 0)))
-        signature = state.get("signature", {})
+        signature = layout.get("signature", {})
         new_signature = _signature(samples.channels, signature)
         if new_signature != signature:  # a channel appeared: draw its figure again from a snapshot
             snap = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
             signature = _signature(snap.channels, new_signature)
             figures = [
-                _figure(g, signature[g.key], snap) if signature[g.key] != state["signature"].get(g.key)
+                _figure(g, signature[g.key], snap) if signature[g.key] != layout["signature"].get(g.key)
                 else no_update
                 for g in groups
             ]  # fmt: skip
@@ -180,8 +184,6 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
         "run_id": run.run_id,
         "tool": tool,
         "cursor": samples.cursor if samples.cursor else state.get("cursor", 0),
-        "signature": signature,
-        "held": held,
         "newest": newest.isoformat() if newest else None,
         "points": int(state.get("points", 0)) + samples.points,
     }
@@ -191,7 +193,9 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None) -> list[Any]:
         cards, layers_fig, findings = _slow_parts(engine, run, newest)
     else:
         cards, layers_fig, findings = no_update, no_update, no_update
-    return figures + extends + [new_state, status, None, {}, cards, layers_fig, findings]
+    new_layout = {"signature": signature, "held": held}
+    layout_out = new_layout if fresh or new_layout != layout else no_update
+    return figures + extends + [new_state, layout_out, status, None, {}, cards, layers_fig, findings]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ def _extend(channels: list[str], samples: view.Samples, held: dict[str, float] |
         idx.append(k)
     if not idx:
         return no_update
-    return [{"x": xs, "y": ys}, idx, view.MAX_POINTS]
+    return [{"x": xs, "y": ys}, idx, view.max_points(view.group_of(channels[idx[0]]))]
 
 
 def _parse(text: str | None) -> datetime | None:

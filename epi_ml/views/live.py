@@ -34,7 +34,13 @@ from epi_ml.store.models import GrowthRun, IngestEvent, Layer, LiveSample, Tool
 log = logging.getLogger(__name__)
 
 HISTORY_S = 600.0  # trailing window a page starts with
-MAX_POINTS = 6000  # points kept per trace in the browser (10 min at 10 Hz, 100 min at 1 Hz)
+# What the browser draws: drawing is what costs (every update redraws a figure), so slow channels
+# go to the screen at most SCREEN_HZ (the last value of each bucket) and keep SCREEN_POINTS; RHEED
+# keeps every sample (its oscillations are the signal) and MAX_POINTS.
+SCREEN_HZ = 2.0
+SCREEN_POINTS = 1200  # 10 min at 2 Hz
+MAX_POINTS = 6000  # RHEED: 10 min at 10 Hz
+FULL_RATE_GROUPS = frozenset({"rheed"})
 FINDINGS_WINDOW_S = 600.0  # the recent samples the live checks look at
 FINDINGS_TTL_S = 5.0
 RATE_WINDOW_S = 120.0
@@ -99,6 +105,11 @@ def group_of(channel: str) -> str:
     if quantity.startswith("T"):
         return "cells"
     return "other"
+
+
+def max_points(group: str) -> int:
+    """Points a figure of this group keeps per trace (the browser drops older ones)."""
+    return MAX_POINTS if group in FULL_RATE_GROUPS else SCREEN_POINTS
 
 
 def label_of(channel: str) -> str:
@@ -179,18 +190,22 @@ class Samples:
 
 def snapshot(
     engine: Engine, run_id: str, *, tool_id: str | None = None, history_s: float = HISTORY_S,
-    max_points: int = MAX_POINTS,
+    points: int | None = None,
 ) -> Samples:  # fmt: skip
-    """The run's trailing `history_s` seconds (at most `max_points` newest per channel), with the
-    shutters' states at its start (from the tool's log before the run when `tool_id` is given)."""
+    """The run's trailing `history_s` seconds as the screen draws it (`for_screen`; at most
+    `points`, default the group's max_points, newest per channel), with the shutters' states at its start
+    (from the tool's log before the run when `tool_id` is given)."""
     with read_session(engine) as s:
         newest_time = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
         cursor = s.scalar(select(func.max(LiveSample.id)).where(LiveSample.run_id == run_id)) or 0
     if newest_time is None:
         return Samples(cursor=cursor, channels={}, newest=None)
     since = newest_time - timedelta(seconds=history_s)
-    frame = _read_window(engine, run_id, since, upto=cursor)
-    frame = frame.sort("channel", "time").group_by("channel", maintain_order=True).tail(max_points)
+    frame = for_screen(_read_window(engine, run_id, since, upto=cursor)).sort("channel", "time")
+    limits = _per_channel(frame, lambda c: points or max_points(group_of(c)), pl.Int64)
+    frame = frame.join(limits, on="channel").filter(
+        pl.int_range(pl.len()).over("channel") >= pl.len().over("channel") - pl.col("_value")
+    ).drop("_value")
     states = _states_at(engine, run_id, tool_id, since, upto=cursor)
     frame = pl.concat([states.select(list(SAMPLE_SCHEMA)), frame.select(list(SAMPLE_SCHEMA))])
     return Samples(cursor=cursor, channels=_series(frame), newest=_as_utc(newest_time))
@@ -229,7 +244,7 @@ def updates(engine: Engine, run_id: str, cursor: int) -> Samples:
     newest = frame.get_column("time").max()
     return Samples(
         cursor=int(frame.get_column("id").max()),  # type: ignore[arg-type]
-        channels=_series(frame.sort("channel", "time")),
+        channels=_series(for_screen(frame).sort("channel", "time")),
         newest=newest if isinstance(newest, datetime) else None,
     )
 
@@ -251,6 +266,28 @@ def _read_all(engine: Engine, *, run_id: str, after_id: int = 0, since: datetime
     if not parts:
         return pl.DataFrame(schema=SAMPLE_SCHEMA)
     return pl.concat(parts)
+
+
+def for_screen(frame: pl.DataFrame) -> pl.DataFrame:
+    """At most SCREEN_HZ per channel (the last sample of each bucket), but every sample of the
+    full-rate groups (RHEED) and of event-driven channels (shutters: each change counts)."""
+    if frame.is_empty():
+        return frame
+    full = _per_channel(frame, lambda c: group_of(c) in FULL_RATE_GROUPS or group_of(c) == "shutters",
+                        pl.Boolean)  # fmt: skip
+    frame = frame.join(full, on="channel").with_columns(
+        _bucket=pl.col("time").dt.truncate(f"{int(1000 / SCREEN_HZ)}ms")
+    )
+    every = frame.filter(pl.col("_value"))
+    slow = frame.filter(~pl.col("_value")).sort("time").unique(["channel", "_bucket"], keep="last")
+    return pl.concat([every, slow]).drop("_value", "_bucket")
+
+
+def _per_channel(frame: pl.DataFrame, value: Any, dtype: pl.DataType) -> pl.DataFrame:
+    """channel -> value(channel) for the channels of `frame` (a join, not a call per row)."""
+    channels = frame.get_column("channel").unique().to_list()
+    return pl.DataFrame({"channel": channels, "_value": [value(c) for c in channels]},
+                        schema={"channel": pl.String, "_value": dtype})  # fmt: skip
 
 
 def _read_window(engine: Engine, run_id: str, since: datetime, *, upto: int | None = None) -> pl.DataFrame:

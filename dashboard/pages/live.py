@@ -154,10 +154,7 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
     if fresh:
         samples = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
         signature = _signature(samples.channels)
-        for channel in signature["shutters"]:
-            series = samples.channels.get(channel)
-            if series and series.values and series.values[-1] is not None:
-                held[channel] = series.values[-1]
+        _hold(held, signature, samples)
         figures = [_figure(g, signature[g.key], samples) for g in groups]
         extends = keep
     else:
@@ -167,6 +164,7 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
         if new_signature != signature:  # a channel appeared: draw its figure again from a snapshot
             snap = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
             signature = _signature(snap.channels, new_signature)
+            _hold(held, signature, snap)
             figures = [
                 _figure(g, signature[g.key], snap) if signature[g.key] != layout["signature"].get(g.key)
                 else no_update
@@ -250,6 +248,14 @@ def _figure(group: view.ChannelGroup, channels: list[str], samples: view.Samples
 
 def _empty_figure(group: view.ChannelGroup) -> go.Figure:
     return _figure(group, [], view.Samples(cursor=0, channels={}, newest=None))
+
+
+def _hold(held: dict[str, float], signature: dict[str, list[str]], samples: view.Samples) -> None:
+    """The last state of each shutter in `samples` (what the timeline draws on until it changes)."""
+    for channel in signature["shutters"]:
+        series = samples.channels.get(channel)
+        if series and series.values and series.values[-1] is not None:
+            held[channel] = series.values[-1]
 
 
 def _held(group: view.ChannelGroup, held: dict[str, float]) -> dict[str, float] | None:

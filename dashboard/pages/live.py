@@ -33,11 +33,14 @@ from epi_ml.views import live as view
 
 dash.register_page(__name__, path="/live", name="Live", title="epi-ml — live", order=1)
 
-# Twice a second: a sample is drawn within a second of being logged (p95; bench_dashboard), and
-# a tick costs the server a few ms. ?interval_ms=N (>= 100) for another screen.
-TICK_MS = 500
-SLOW_EVERY = 3  # ticks between redraws of the layers chart, cards and findings
-WEBGL = {"cells", "power", "pressure", "rheed", "substrate"}  # many points: WebGL (<= 8 per page)
+# Four times a second: with the tailer's 0.25 s polls a sample is drawn within about a second of
+# being logged (p95, bench_dashboard), and a tick costs the server a few ms. ?interval_ms=N
+# (>= 100) for another screen.
+TICK_MS = 250
+SLOW_EVERY = 6  # ticks between redraws of the layers chart, cards and findings (1.5 s)
+# WebGL where a trace keeps thousands of points (RHEED at full rate); the 2 Hz channels (1,200
+# points a trace) draw faster as SVG wherever the browser has no GPU (measured: bench_dashboard).
+WEBGL = {"rheed"}
 HEIGHTS = {"shutters": 240, "rheed": 320}
 DEFAULT_HEIGHT = 360
 GRAPH_IDS = {g.key: f"live-{g.key}" for g in view.GROUPS}
@@ -76,7 +79,7 @@ def layout(tool: str | None = None, interval_ms: str | None = None, **_query: st
     ]
     return html.Div(
         [
-            page_header("Live", "The run in progress, updated twice a second", right=picker),
+            page_header("Live", "The run in progress, updated four times a second", right=picker),
             dcc.Interval(id="live-tick", interval=tick_ms, n_intervals=0),
             dcc.Store(id="live-state", data={}),  # small, every tick: run, cursor, newest
             dcc.Store(id="live-layout", data={}),  # sent when it changes: traces of each figure

@@ -117,10 +117,11 @@ def run_href(run_id: str) -> str:
 
 
 def dagster_partition_href(settings: Settings, run_id: str, asset: str = "run_summary") -> str:
-    """The run's partition in the Dagster UI (materialize, rerun, see its checks)."""
+    """The run's partition in the Dagster UI (materialize, rerun, see its checks): the asset
+    page's partitions view with the partition selected, as the UI's own links make it."""
     return (
         f"{settings.dagster_url.rstrip('/')}/assets/{quote(asset)}"
-        f"?partition={quote(run_id, safe='')}"
+        f"?view=partitions&partition={quote(run_id, safe='')}"
     )
 
 

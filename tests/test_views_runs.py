@@ -538,7 +538,7 @@ def test_page_layouts_render_with_the_ids_browser_tests_use(settings, engine, ap
         for id in ("run-status", "run-dagster-link", "run-layers", "run-layers-table", "run-layers-figure",
                    "run-model-note", "run-findings", "run-raw-files", "run-raw-files-table", "findings"):  # fmt: skip
             assert _find(detail_page, id) is not None, (run.id, id)
-        assert _find(detail_page, "run-dagster-link").href.endswith(f"/assets/run_summary?partition={run.id}")
+        assert _find(detail_page, "run-dagster-link").href.endswith(f"/assets/run_summary?view=partitions&partition={run.id}")
         table = _find(detail_page, "run-layers-table")
         layer_rows = [c for c in _walk(table) if str(getattr(c, "id", "")).startswith("layer-")]
         with read_session(engine) as s:

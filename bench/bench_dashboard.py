@@ -6,7 +6,7 @@ Run by `make bench`, or alone: `python bench/bench_dashboard.py --out DIR [--win
 
 Everything runs as in production, each in its own process: a logger writes 64 EPIC channel logs
 (open, append, close per row, stamped with the wall clock) into a landing folder; `epi-ml tail`
-stores them in the live buffer (SQLite); `python -m dashboard` serves the Live page; headless
+(polling every 0.1 s, as `epi-ml serve` starts it) stores them in the live buffer (SQLite); `python -m dashboard` serves the Live page; headless
 Chromium (Playwright, /usr/bin/chromium) shows it. In the page, a requestAnimationFrame probe reads
 the newest points of a trace after every frame: latency = the frame's time - the sample's time
 stamp, for every sample drawn (same clock, same machine).
@@ -42,6 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assets.cli import LIVE_POLL_S  # noqa: E402
 from epi_ml.live.buffer import append_samples, read_samples  # noqa: E402
 from epi_ml.store import engine_for, upgrade  # noqa: E402
 
@@ -150,7 +151,8 @@ class Stack:
         epi_ml = str(Path(sys.executable).with_name("epi-ml"))
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        self.tail = self._spawn([epi_ml, "tail"], logs / "tail.log")
+        # the tailer as `epi-ml serve` starts it
+        self.tail = self._spawn([epi_ml, "tail", "--poll", str(LIVE_POLL_S)], logs / "tail.log")
         self.dash = self._spawn([sys.executable, "-m", "dashboard", "--port", str(self.port)], logs / "dash.log")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -381,7 +383,7 @@ def report(results: dict[str, dict[str, object]], soak: dict[str, object], args:
         "## Live dashboard in a browser (bench_dashboard)",
         "",
         f"{CHANNELS} channels written as EPIC logs (open/append/close per row, wall-clock stamps) -> "
-        f"`epi-ml tail` (SQLite) -> `python -m dashboard` (Live page, {args.interval_ms or 'default 250'} ms tick) -> headless "
+        f"`epi-ml tail --poll {LIVE_POLL_S}` (SQLite, as `epi-ml serve` runs it) -> `python -m dashboard` (Live page, {args.interval_ms or 'default 250'} ms tick) -> headless "
         f"Chromium. {args.window_s:.0f} s measured per row, one session. Latency: sample time stamp "
         "to the animation frame that has it in the RHEED trace; baseline: the same samples readable "
         "in the store (5 ms polls). Target: p95 <= 1 s.",

@@ -24,7 +24,7 @@ docs/calibration.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from epi_ml.physics import (
     growth_rate_nm_s,
     indium_incorporation,
     ml_per_s_to_um_per_h,
+    monolayer_thickness_nm,
     um_per_h_to_ml_per_s,
 )
 from epi_ml.twin.recipe import GrowthLayer, Recipe
@@ -136,6 +137,63 @@ def predict_layer(
         indium_incorporation=kept,
         calibrated_at={c: calibrations[c].taken_at for c in cells},
         notes=tuple(_range_notes(temps, calibrations)),
+    )
+
+
+def predict_grown_layer(
+    material: str,
+    cell_temperatures_c: Mapping[str, float],
+    open_s: Mapping[str, float],
+    calibrations: Mapping[str, CellCalibration],
+    *,
+    substrate_c: float | None = None,
+) -> LayerPrediction:
+    """A grown layer whose group-III shutters were physically open for different times (a
+    shutter that stuck closed, or closed late: epi_ml.validation.shutter_load): each cell
+    deposits its flux for its own open time,
+
+        ML_c = F_c · t_c      d = Σ ML_c · a⊥(material, x)/2      x = ML_minor / (ML_minor + ML_Ga)
+
+    `open_s`: seconds per cell; cells outside the material that were open (Ga left open into an
+    AlAs layer) add their monolayers too when their temperature and calibration are known. With
+    every cell of the material open for the same time t this is `predict_layer` for t. The rate
+    is the layer's monolayers over the longest open time. ValueError as `predict_layer`."""
+    cells = GROUP_III_OF.get(material, ())
+    growth_s = max((float(open_s.get(c, 0.0)) for c in open_s), default=0.0)
+    base = predict_layer(material, cell_temperatures_c, max(growth_s, 1.0), calibrations,
+                         substrate_c=substrate_c)  # fmt: skip
+    incorporated = dict(base.incorporated_ml_s)
+    arriving = dict(base.fluxes_ml_s)
+    for cell, seconds in open_s.items():
+        if cell in incorporated or seconds <= 0:
+            continue
+        t, calibration = cell_temperatures_c.get(cell), calibrations.get(cell)
+        if t is None or calibration is None or calibration.bep_to_rate is None:
+            continue
+        arriving[cell] = float(calibration.rate_ml_s(float(t)))
+        kept = 1.0
+        if cell == "In" and substrate_c is not None:
+            kept = float(indium_incorporation(substrate_c))
+        incorporated[cell] = arriving[cell] * kept
+    deposited = {c: f * max(0.0, float(open_s.get(c, 0.0))) for c, f in incorporated.items()}
+    total = sum(deposited.values())
+    x = base.composition
+    if material in TERNARIES:
+        minor = cells[1]
+        both = deposited[minor] + deposited["Ga"]
+        x = float(deposited[minor] / both) if both > 0 else None
+    thickness = total * float(monolayer_thickness_nm(material, x or 0.0))
+    rate = total / growth_s if growth_s > 0 else 0.0
+    return replace(
+        base,
+        duration_s=growth_s,
+        fluxes_ml_s=arriving,
+        incorporated_ml_s=incorporated,
+        growth_rate_ml_s=rate,
+        growth_rate_nm_s=float(growth_rate_nm_s(rate, material, x or 0.0)),
+        growth_rate_um_h=float(ml_per_s_to_um_per_h(rate, material, x or 0.0)),
+        thickness_nm=thickness,
+        composition=x,
     )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from epi_ml.baseline import predict_layer, predict_recipe, setpoints_for_rate
+from epi_ml.baseline import predict_grown_layer, predict_layer, predict_recipe, setpoints_for_rate
 from epi_ml.calibration import CellCalibration, history_from_files, latest_calibrations
 from epi_ml.physics import (
     K_B_EV,
@@ -82,6 +82,29 @@ def test_ternary_composition_and_indium_loss_are_exact() -> None:
     assert hot.composition < cold.composition  # In desorbs above ~545 °C
     no_loss = predict_layer("InGaAs", {"Ga": 1000.0, "In": 800.0}, 30.0, CALS)
     assert no_loss.composition == pytest.approx(f_in / (f_in + f_ga))
+
+
+def test_a_layer_grown_with_each_cell_open_for_its_own_time() -> None:
+    """A stuck or late shutter (epi_ml.validation.shutter_load): each cell deposits its flux for
+    its own physical open time."""
+    temps = {"Ga": 1000.0, "Al": 1100.0}
+    same = predict_grown_layer("AlGaAs", temps, {"Ga": 100.0, "Al": 100.0}, CALS)
+    logged = predict_layer("AlGaAs", temps, 100.0, CALS)
+    assert same.thickness_nm == pytest.approx(logged.thickness_nm, rel=1e-12)
+    assert same.composition == pytest.approx(logged.composition, rel=1e-12)
+    f_ga, f_al = 2.11e6 * bep("Ga", 1000.0), 5.5e6 * bep("Al", 1100.0)
+    no_ga = predict_grown_layer("AlGaAs", temps, {"Ga": 0.0, "Al": 100.0}, CALS)  # Ga stuck closed
+    assert no_ga.composition == 1.0
+    assert no_ga.thickness_nm == pytest.approx(f_al * 100.0 * float(monolayer_thickness_nm("AlGaAs", 1.0)))
+    assert no_ga.growth_rate_ml_s == pytest.approx(f_al)
+    half = predict_grown_layer("AlGaAs", temps, {"Ga": 50.0, "Al": 100.0}, CALS)
+    assert half.composition == pytest.approx(f_al / (f_al + 0.5 * f_ga))
+    # Ga left open 30 s into an AlAs layer adds its monolayers
+    late = predict_grown_layer("AlAs", {"Al": 1100.0, "Ga": 1000.0}, {"Al": 100.0, "Ga": 30.0}, CALS)
+    alone = predict_layer("AlAs", {"Al": 1100.0}, 100.0, CALS)
+    extra = f_ga * 30.0 * float(monolayer_thickness_nm("AlAs"))
+    assert late.thickness_nm == pytest.approx(alone.thickness_nm + extra)
+    assert predict_grown_layer("GaAs", {"Ga": 1000.0}, {"Ga": 0.0}, CALS).thickness_nm == 0.0
 
 
 def test_missing_inputs_are_clear_errors() -> None:

@@ -139,13 +139,7 @@ def build_training_set(ctx: IngestContext) -> TrainingSet:
     sensor traces beside it (`training/traces.parquet`, keyed by run_id and layer)."""
     with read_session(ctx.engine) as session:
         run_ids = session.scalars(select(GrowthRun.id).where(GrowthRun.status == "validated")).all()
-    refills, measured = history_inputs(ctx)
-    rebuild_stale_features(ctx, run_ids)
-    paths = [ctx.lake.run_table_path(r, FEATURES_TABLE) for r in run_ids]
-    frames = [pl.read_parquet(p) for p in paths if p.exists()]
-    features = pl.concat(frames) if frames else pl.DataFrame(schema=feature_schema())
-    features = features.filter(pl.col("features_version") == FEATURES_VERSION)
-    table = _with_targets(with_history(features, refills, measured), measured).sort("tool", "start", "layer")
+    table = training_frame(ctx, list(run_ids))
     traces = _traces(ctx, table.get_column("run_id").unique().sort().to_list())
     traces_path = ctx.lake.write_dataset(TRAINING_DATASET, TRACES_NAME, traces)
     path = ctx.lake.write_dataset(TRAINING_DATASET, TRAINING_NAME, table)
@@ -154,6 +148,24 @@ def build_training_set(ctx: IngestContext) -> TrainingSet:
         table, path, file_sha256(path), table.get_column("run_id").n_unique(), measured_layers,
         traces_path,
     )  # fmt: skip
+
+
+def training_frame(ctx: IngestContext, run_ids: list[str]) -> pl.DataFrame:
+    """The training-set rows of these runs (their features, rebuilt where stale, + sequence
+    features + measurements), written nowhere: `build_training_set` with the validated runs, or
+    an evaluation that also wants the runs a validation quarantined."""
+    refills, measured = history_inputs(ctx)
+    rebuild_stale_features(ctx, run_ids)
+    paths = [ctx.lake.run_table_path(r, FEATURES_TABLE) for r in run_ids]
+    frames = [pl.read_parquet(p) for p in paths if p.exists()]
+    features = pl.concat(frames) if frames else pl.DataFrame(schema=feature_schema())
+    features = features.filter(pl.col("features_version") == FEATURES_VERSION)
+    return _with_targets(with_history(features, refills, measured), measured).sort("tool", "start", "layer")
+
+
+def run_traces(ctx: IngestContext, run_ids: list[str]) -> pl.DataFrame:
+    """The sensor traces of these runs, keyed by run_id and layer (as `training/traces.parquet`)."""
+    return _traces(ctx, run_ids)
 
 
 def rebuild_stale_features(ctx: IngestContext, run_ids: list[str]) -> list[str]:

@@ -3,7 +3,8 @@ and the weekly report alike.
 
     table = layer_features(sensors, layers, context)      # one row per layer, FEATURE_SCHEMA order
 
-From the run's own sensor table: how long each shutter was open in the layer; per group-III cell
+From the run's own sensor table: how long each shutter was open in the layer, as logged and as
+the cell's heat load says it physically was (a stuck or late shutter); per group-III cell
 the mean, spread and slope of its thermocouple, its offset from the set point, its power, and the
 dip the opening shutter caused (the flux transient); As valve; substrate thermocouple, pyrometer
 and rotation; chamber and flux-gauge pressure; the RHEED growth rate where the specular spot
@@ -30,8 +31,11 @@ import polars as pl
 from epi_ml.channels import GROUP_III
 from epi_ml.features.windows import LayerWindow, in_windows, window_statistics, windows_frame
 from epi_ml.validation.intervals import state_intervals
+from epi_ml.validation.shutter_load import ShutterEvidence, shutter_evidence
 
-FEATURES_VERSION = "2"  # 2: the sensor traces (epi_ml.features.traces) came with the features
+# 2: the sensor traces (epi_ml.features.traces) came with the features; 3: the shutters' physical
+# open time from the cells' heat load (epi_ml.validation.shutter_load) sets the physics baseline
+FEATURES_VERSION = "3"
 SHUTTER_SOURCES = ("Ga", "Al", "In", "Si", "Be", "As")
 TRANSIENT_S = 60.0  # the opening shutter's flux transient settles within about a minute
 RHEED_MIN_S = 10.0  # shorter layers hold too few oscillations to read
@@ -75,9 +79,10 @@ def layer_features(
     samples = sensors.filter(pl.col("value").is_finite())
     stats = _summaries(samples, windows)
     open_s = _shutter_open_seconds(samples, windows)
+    evidence = shutter_evidence(samples, [(layer.start, layer.end) for layer in layers])
     transients = _transients(samples, windows, layers)
     rows = []
-    for layer in layers:
+    for position, layer in enumerate(layers):
         row: dict[str, Any] = {
             "run_id": context.run_id,
             "tool": context.tool,
@@ -93,6 +98,7 @@ def layer_features(
         }
         row.update(stats.get(layer.index, {}))
         row.update({f"open_{s}_s": open_s.get((layer.index, s), 0.0) for s in SHUTTER_SOURCES})
+        row.update(_physically_open(row, evidence, position))
         row.update(transients.get(layer.index, {}))
         row.update(_history(row, layer, context))
         row.update(_rheed(sensors, layer))
@@ -115,6 +121,8 @@ def feature_schema() -> dict[str, pl.DataType]:
     for prefix in SUMMARISED.values():
         numbers += [f"{prefix}_mean", f"{prefix}_std", f"{prefix}_slope_per_min"]
     numbers += [f"open_{s}_s" for s in SHUTTER_SOURCES]
+    numbers += [f"open_{c}_actual_s" for c in GROUP_III]
+    numbers += [f"{c}_open_fraction" for c in GROUP_III]
     for c in GROUP_III:
         numbers += [f"{c}_T_dev", f"{c}_T_dip", f"{c}_power_step", f"{c}_bep", f"{c}_flux_ml_s",
                     f"{c}_deposited_ml", f"{c}_days_since_refill"]  # fmt: skip
@@ -173,6 +181,23 @@ def _shutter_open_seconds(samples: pl.DataFrame, windows: pl.DataFrame) -> dict[
     return {(r["layer"], r["source"]): r["seconds"] for r in summed.iter_rows(named=True)}
 
 
+def _physically_open(
+    row: dict[str, Any], evidence: ShutterEvidence, position: int
+) -> dict[str, Any]:
+    """Per group-III cell: `<c>_open_fraction`, the heat-load estimate of the share of its logged
+    open time the shutter was physically open (null where it cannot be judged), and
+    `open_<c>_actual_s`, the seconds the features count it open: the logged time, corrected only
+    where a stuck or late shutter was found (epi_ml.validation.shutter_load)."""
+    values: dict[str, Any] = {}
+    for c in GROUP_III:
+        found = evidence.estimate(position, c)
+        values[f"{c}_open_fraction"] = None if found is None else found.fraction
+        logged = row.get(f"open_{c}_s", 0.0)
+        actual = evidence.open_seconds(position, c) if evidence.changed(position, c) else logged
+        values[f"open_{c}_actual_s"] = actual if abs(actual - logged) > 0.5 else logged
+    return values
+
+
 def _transients(
     samples: pl.DataFrame, windows: pl.DataFrame, layers: Sequence[LayerWindow]
 ) -> dict[int, dict[str, float]]:
@@ -219,8 +244,8 @@ def _history(row: dict[str, Any], layer: LayerWindow, context: RunContext) -> di
             rate = calibration.rate_ml_s(t)
             values[f"{c}_flux_ml_s"] = None if rate is None else float(rate)
             if rate is not None:
-                values[f"{c}_deposited_ml"] = float(rate) * row.get(f"open_{c}_s", 0.0)
-            if c in layer.open_sources:
+                values[f"{c}_deposited_ml"] = float(rate) * row.get(f"open_{c}_actual_s", 0.0)
+            if c in layer.open_sources and row.get(f"open_{c}_actual_s", 0.0) > 0:
                 bep_iii += bep
         refilled = context.refilled_at.get(c)
         values[f"{c}_days_since_refill"] = (
@@ -258,21 +283,38 @@ def _rheed(sensors: pl.DataFrame, layer: LayerWindow) -> dict[str, Any]:
 
 def _baseline(row: dict[str, Any], layer: LayerWindow, context: RunContext) -> dict[str, Any]:
     """The physics baseline for the layer as grown: its cells' mean temperatures over the time
-    their shutters were actually open."""
-    from epi_ml.baseline import predict_layer
+    their shutters were physically open. Where the heat load found a stuck or late shutter, each
+    cell deposits for its own open time (`epi_ml.baseline.predict_grown_layer`); elsewhere the
+    logged time."""
+    from epi_ml.baseline import predict_grown_layer, predict_layer
 
     cells = [c for c in GROUP_III if c in layer.open_sources]
     if layer.kind != "layer" or not cells:
         return {}
-    growth_s = max(row.get(f"open_{c}_s", 0.0) for c in cells) or layer.duration_s
+    logged = {c: row.get(f"open_{c}_s", 0.0) for c in GROUP_III}
+    actual = {c: row.get(f"open_{c}_actual_s", logged[c]) for c in GROUP_III}
+    corrected = any(abs(actual[c] - logged[c]) > 0.5 for c in GROUP_III)
+    growth_s = max(logged[c] for c in cells) or layer.duration_s
+    if corrected:
+        growth_s = max(actual.values())
     temperatures = {c: row.get(f"{c}_T_mean") for c in cells}
     if any(t is None for t in temperatures.values()):
         return {"growth_s": growth_s}
     try:
-        prediction = predict_layer(
-            layer.material, temperatures, growth_s, context.calibrations,
-            substrate_c=row.get("sub_pyro_mean"),
-        )  # fmt: skip
+        if corrected:
+            # a cell left open into this layer (not of its material) adds its monolayers
+            others = [c for c in GROUP_III if c not in cells and actual[c] > 0]
+            temps = {**temperatures, **{c: row[f"{c}_T_mean"] for c in others
+                                        if row.get(f"{c}_T_mean") is not None}}  # fmt: skip
+            prediction = predict_grown_layer(
+                layer.material, temps, {c: actual[c] for c in [*cells, *others]},
+                context.calibrations, substrate_c=row.get("sub_pyro_mean"),
+            )  # fmt: skip
+        else:
+            prediction = predict_layer(
+                layer.material, temperatures, growth_s, context.calibrations,
+                substrate_c=row.get("sub_pyro_mean"),
+            )  # fmt: skip
     except ValueError:  # a cell without calibration or rate factor: no baseline for the layer
         return {"growth_s": growth_s}
     return {

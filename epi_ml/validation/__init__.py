@@ -93,6 +93,7 @@ def validate_run(
         (rules.pressure_excursions, (run,)),
         (rules.setpoint_deviations, (run,)),
         (rules.shutter_schedule_mismatches, (run, steps)),
+        (rules.stuck_shutters, (run, steps)),
         (rules.unit_mismatches, (run,)),
     ]
     findings = [finding for check, args in checks for finding in _guarded(check, *args)]

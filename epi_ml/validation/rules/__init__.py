@@ -20,7 +20,7 @@ from epi_ml.validation.rules.presence import (
     missing_channels,
     unknown_tags,
 )
-from epi_ml.validation.rules.recipe import shutter_schedule_mismatches
+from epi_ml.validation.rules.recipe import shutter_schedule_mismatches, stuck_shutters
 from epi_ml.validation.rules.timestamps import duplicate_timestamps, gaps, non_monotonic_times
 from epi_ml.validation.rules.units import unit_mismatches
 from epi_ml.validation.rules.values import (
@@ -48,6 +48,7 @@ __all__ = [
     "shutter_schedule_mismatches",
     "spikes",
     "stuck_sensors",
+    "stuck_shutters",
     "unit_mismatches",
     "unknown_tags",
 ]

@@ -295,8 +295,8 @@ def _baseline(row: dict[str, Any], layer: LayerWindow, context: RunContext) -> d
     actual = {c: row.get(f"open_{c}_actual_s", logged[c]) for c in GROUP_III}
     corrected = any(abs(actual[c] - logged[c]) > 0.5 for c in GROUP_III)
     growth_s = max(logged[c] for c in cells) or layer.duration_s
-    if corrected:
-        growth_s = max(actual.values())
+    if corrected:  # a layer that did not grow at all keeps its logged time (its rate is 0)
+        growth_s = max(actual.values()) or growth_s
     temperatures = {c: row.get(f"{c}_T_mean") for c in cells}
     if any(t is None for t in temperatures.values()):
         return {"growth_s": growth_s}

@@ -249,12 +249,11 @@ def updates(engine: Engine, run_id: str, cursor: int) -> Samples:
     )
 
 
-def _read_all(engine: Engine, *, run_id: str, after_id: int = 0, since: datetime | None = None,
-              upto: int | None = None) -> pl.DataFrame:  # fmt: skip
+def _read_all(engine: Engine, *, run_id: str, after_id: int = 0, upto: int | None = None) -> pl.DataFrame:
     """Every sample of the run after `after_id` (read in chunks of the buffer's READ_LIMIT)."""
     parts = []
     while True:
-        part = read_samples(engine, run_id=run_id, after_id=after_id, since=since)
+        part = read_samples(engine, run_id=run_id, after_id=after_id)
         if part.is_empty():
             break
         if upto is not None:

@@ -20,6 +20,7 @@ end of the training weeks (stale), gradient boosting, the hybrid model from the 
 against the grown truth (what the twin knows). Coverage of the 90 % intervals against XRD.
 
     python bench/bench_models.py --out bench-out [--runs 300] [--unseen-runs 300] [--trials 6]
+        [--cache DIR]   # keep the built campaigns (~20 min to build) for the next run
 """
 
 from __future__ import annotations
@@ -92,6 +93,27 @@ def build_campaign(folder: Path, runs: int, seed: int, tools: int) -> dict[str, 
         "tools": manifest["tools"],
         "runs": runs,
     }
+
+
+FRAMES = ("training_set", "traces", "stuck_set", "stuck_traces", "history")
+
+
+def cached_campaign(cache: Path | None, folder: Path, runs: int, seed: int, tools: int) -> dict[str, Any]:
+    """build_campaign, or its result kept under `cache` by a run with the same parameters (the
+    twin is deterministic per seed, so a kept campaign is the one a build would give)."""
+    if cache is None:
+        return build_campaign(folder, runs, seed, tools)
+    kept = cache / f"campaign-seed{seed}-runs{runs}-tools{tools}"
+    if (kept / "meta.json").exists():
+        meta = json.loads((kept / "meta.json").read_text())
+        return meta | {name: pl.read_parquet(kept / f"{name}.parquet") for name in FRAMES}
+    campaign = build_campaign(folder, runs, seed, tools)
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in FRAMES:
+        campaign[name].write_parquet(kept / f"{name}.parquet")
+    meta = {k: v for k, v in campaign.items() if k not in FRAMES}
+    (kept / "meta.json").write_text(json.dumps(meta, default=str))
+    return campaign
 
 
 def stale_physics(examples: pl.DataFrame, history: pl.DataFrame, frozen_at: datetime, half: np.ndarray) -> pl.DataFrame:
@@ -213,6 +235,7 @@ def main() -> int:
     parser.add_argument("--unseen-runs", type=int, default=300)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache", type=Path, default=None, help="keep / reuse the built campaigns here")
     args = parser.parse_args()
 
     import torch
@@ -223,8 +246,8 @@ def main() -> int:
     from epi_ml.models.train import encode_all, fit_growth_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        train_c = build_campaign(Path(tmp) / "train", args.runs, seed=1, tools=2)
-        unseen_c = build_campaign(Path(tmp) / "unseen", args.unseen_runs, seed=2, tools=3)
+        train_c = cached_campaign(args.cache, Path(tmp) / "train", args.runs, seed=1, tools=2)
+        unseen_c = cached_campaign(args.cache, Path(tmp) / "unseen", args.unseen_runs, seed=2, tools=3)
 
     start = datetime.fromisoformat(train_c["start"]).replace(tzinfo=UTC)
     cutoff = start + timedelta(weeks=TRAIN_WEEKS)

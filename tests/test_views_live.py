@@ -56,14 +56,19 @@ def test_snapshot_reads_the_trailing_window_then_updates_only_what_is_new(store_
     assert len(ga.t_ms) == 601  # the last 10 min, both ends
     assert ga.t_ms[0] == (T0 + timedelta(seconds=599)).timestamp() * 1000
     assert snap.newest == T0 + timedelta(seconds=1199)
-    assert view.updates(engine, RUN, snap.cursor).points == 0  # nothing new yet
+    assert view.updates(engine, RUN, snap.cursor, snap.cursor).points == 0  # nothing new yet
 
     _samples(engine, range(1200, 1203))
     _samples(engine, range(1203, 1204), run_id=None)  # another run's (or no run's) sample
-    new = view.updates(engine, RUN, snap.cursor)
+    # without a slow cursor: the full-rate channels (RHEED) only; the cursor moves past all read
+    fast = view.updates(engine, RUN, snap.cursor)
+    assert list(fast.channels) == ["RHEED.I"] and fast.channels["RHEED.I"].values == [2100.0, 2101.0, 2102.0]
+    assert fast.cursor > snap.cursor
+    # with it: the slow channels stored after the slow cursor too, RHEED only after the cursor
+    new = view.updates(engine, RUN, fast.cursor, slow_cursor=snap.cursor)
     assert new.channels["Ga.T"].values == [2100.0, 2101.0, 2102.0]
-    assert new.points == 6 and new.cursor > snap.cursor
-    assert view.updates(engine, RUN, new.cursor).points == 0
+    assert "RHEED.I" not in new.channels and new.points == 3 and new.cursor == fast.cursor
+    assert view.updates(engine, RUN, new.cursor, new.cursor).points == 0
 
     capped = view.snapshot(engine, RUN, history_s=3600, points=100)
     assert len(capped.channels["Ga.T"].t_ms) == 100  # the newest 100 per channel
@@ -140,6 +145,15 @@ def test_the_live_page_draws_once_then_sends_only_extend_data(isolated_home) -> 
         rheed = second[n_groups + [g.key for g in view.GROUPS].index("rheed")]
         update, traces, max_points = rheed
         assert traces == [0] and len(update["y"][0]) == 2 and max_points == view.MAX_POINTS
+        # the slow channels wait for their SCREEN_HZ period (two 250 ms ticks), then come all at once
+        keys = [g.key for g in view.GROUPS]
+        assert second[n_groups + keys.index("cells")] is page.no_update
+        _samples(engine, range(62, 63), channels=("Ga.T", "RHEED.I", "P.chamber"))
+        third = page.tick(2, "MBE7", second[2 * n_groups], layout)
+        cells_update, _, cells_max = third[n_groups + keys.index("cells")]
+        assert cells_update["y"] == [[960.0, 961.0, 962.0]] and cells_max == view.SCREEN_POINTS
+        assert third[n_groups + keys.index("rheed")][0]["y"] == [[962.0]]  # RHEED: only the newest
+        assert third[2 * n_groups]["slow_tick"] == 2
 
         empty = page.tick(2, "NO-TOOL", {})  # no run on that tool: the empty state says what to do
         assert empty[2 * n_groups + 4] == {"display": "none"}

@@ -127,11 +127,12 @@ def layout(tool: str | None = None, interval_ms: str | None = None, **_query: st
     Input("live-tool", "value"),
     State("live-state", "data"),
     State("live-layout", "data"),
+    State("live-tick", "interval"),
     # a slow tick disables the interval until it returns: ticks never pile up
     running=[(Output("live-tick", "disabled"), True, False)],
 )
 def tick(n: int, tool: str | None, state: dict[str, Any] | None,
-         layout: dict[str, Any] | None = None) -> list[Any]:  # fmt: skip
+         layout: dict[str, Any] | None = None, tick_ms: int | None = None) -> list[Any]:  # fmt: skip
     groups = view.GROUPS
     keep: list[Any] = [no_update] * len(groups)
     settings = get_settings()
@@ -154,14 +155,24 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
 
     fresh = state.get("run_id") != run.run_id or state.get("tool") != tool
     held: dict[str, float] = {} if fresh else dict(layout.get("held", {}))
+    n = n or 0
     if fresh:
         samples = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
         signature = _signature(samples.channels)
         _hold(held, signature, samples)
         figures = [_figure(g, signature[g.key], samples) for g in groups]
         extends = keep
+        slow_cursor, slow_tick = samples.cursor, n
     else:
-        samples = view.updates(engine, run.run_id, int(state.get("cursor", 0)))
+        # the full-rate figures (RHEED) every tick, the others once per SCREEN_HZ period: each
+        # redraw costs the browser, and their points come at SCREEN_HZ anyway
+        slow_due = n - int(state.get("slow_tick", 0)) >= _slow_ticks(tick_ms)
+        cursor, slow_cursor = int(state.get("cursor", 0)), int(state.get("slow_cursor", 0))
+        samples = view.updates(engine, run.run_id, cursor, slow_cursor if slow_due else None)
+        slow_tick = n if slow_due and samples.newest else int(state.get("slow_tick", 0))
+        if slow_due:
+            slow_cursor = samples.cursor
+        shown = [slow_due or g.key in view.FULL_RATE_GROUPS for g in groups]
         signature = layout.get("signature", {})
         new_signature = _signature(samples.channels, signature)
         if new_signature != signature:  # a channel appeared: draw its figure again from a snapshot
@@ -173,23 +184,24 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
                 else no_update
                 for g in groups
             ]  # fmt: skip
-            extends = [
-                no_update if f is not no_update else _extend(signature[g.key], samples, _held(g, held))
-                for g, f in zip(groups, figures, strict=True)
-            ]
         else:
             figures = keep
-            extends = [_extend(signature[g.key], samples, _held(g, held)) for g in groups]
+        extends = [
+            _extend(signature[g.key], samples, _held(g, held)) if show and f is no_update else no_update
+            for g, f, show in zip(groups, figures, shown, strict=True)
+        ]
     newest = samples.newest or _parse(state.get("newest"))
     new_state = {
         "run_id": run.run_id,
         "tool": tool,
         "cursor": samples.cursor if samples.cursor else state.get("cursor", 0),
+        "slow_cursor": slow_cursor,
+        "slow_tick": slow_tick,
         "newest": newest.isoformat() if newest else None,
         "points": int(state.get("points", 0)) + samples.points,
     }
     status = _status(run, newest, new_state["points"])
-    slow = fresh or (n or 0) % SLOW_EVERY == 0
+    slow = fresh or n % SLOW_EVERY == 0
     if slow:
         cards, layers_fig, findings = _slow_parts(engine, run, newest)
     else:
@@ -200,6 +212,11 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
 
 
 # ------------------------------------------------------------------------------------------------
+def _slow_ticks(tick_ms: int | None) -> int:
+    """Ticks per SCREEN_HZ period (2 at the default 250 ms)."""
+    return max(1, round(1000 / view.SCREEN_HZ / (tick_ms or TICK_MS)))
+
+
 def _signature(channels: dict[str, Any], base: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """The channels of each figure, in trace order: traces are only ever added at the end."""
     out = {g.key: list((base or {}).get(g.key, [])) for g in view.GROUPS}

@@ -2,7 +2,7 @@
 
     run = current_run(engine, "MBE1")                  # the run in progress (or None)
     snap = snapshot(engine, run.run_id)                # trailing window of every channel
-    new = updates(engine, run.run_id, snap.cursor)     # only what arrived since (per channel)
+    new = updates(engine, run.run_id, snap.cursor, slow_cursor=snap.cursor)  # only what arrived since
     layers = layer_progress(ctx, run)                  # grown so far / predicted final per layer
     findings = live_findings(engine, run.run_id)       # validation of the recent samples
 
@@ -236,15 +236,25 @@ def _states_at(engine: Engine, run_id: str, tool_id: str | None, moment: datetim
     return frame.with_columns(time=pl.lit(moment).cast(SAMPLE_SCHEMA["time"]), run_id=pl.lit(run_id))
 
 
-def updates(engine: Engine, run_id: str, cursor: int) -> Samples:
-    """Samples of the run stored after `cursor`, per channel in time order."""
-    frame = _read_all(engine, run_id=run_id, after_id=cursor)
+def updates(engine: Engine, run_id: str, cursor: int, slow_cursor: int | None = None) -> Samples:
+    """Samples of the run stored after `cursor`, per channel in time order: the full-rate groups
+    (RHEED) every time; the other channels only when `slow_cursor` is given, everything stored
+    after it (`for_screen`). The page asks for the slow channels at most SCREEN_HZ: every redraw
+    of a figure costs the browser, and their screen rate is SCREEN_HZ anyway."""
+    start = cursor if slow_cursor is None else min(cursor, slow_cursor)
+    frame = _read_all(engine, run_id=run_id, after_id=start)
     if frame.is_empty():
         return Samples(cursor=cursor, channels={}, newest=None)
     newest = frame.get_column("time").max()
+    last_id = int(frame.get_column("id").max())  # type: ignore[arg-type]
+    full = _per_channel(frame, lambda c: group_of(c) in FULL_RATE_GROUPS, pl.Boolean)
+    frame = frame.join(full, on="channel")
+    fast = frame.filter(pl.col("_value") & (pl.col("id") > cursor))
+    parts = [fast] if slow_cursor is None else [fast, frame.filter(~pl.col("_value"))]
+    shown = for_screen(pl.concat(parts).drop("_value"))
     return Samples(
-        cursor=int(frame.get_column("id").max()),  # type: ignore[arg-type]
-        channels=_series(for_screen(frame).sort("channel", "time")),
+        cursor=last_id,
+        channels=_series(shown.sort("channel", "time")),
         newest=newest if isinstance(newest, datetime) else None,
     )
 

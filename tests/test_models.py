@@ -10,6 +10,7 @@ pool only costs time for networks this size, and a lot on a shared 2-core machin
 from __future__ import annotations
 
 import hashlib
+import copy
 import math
 import pickle
 from collections.abc import Iterator
@@ -496,3 +497,21 @@ def test_select_device_as_the_machine_has_it() -> None:
     else:
         with pytest.raises(RuntimeError, match="EPI_ML_DEVICE=auto or cpu"):
             select_device("cuda")
+
+
+def test_gate_refuses_a_coverage_only_when_it_is_shown_to_be_outside_the_band(
+    gate_metrics: SimpleNamespace,
+) -> None:
+    g = gate_metrics
+
+    def coverage_check(share: float, n: int) -> dict:
+        candidate = copy.deepcopy(g.better)
+        candidate["overall"]["thickness"] |= {"coverage": share, "n": n}
+        checks = judge(candidate, g.physics, None, GateThresholds()).checks
+        return next(c for c in checks if c["check"] == "thickness_coverage")
+
+    assert coverage_check(58 / 60, 60)["passed"]  # 96.7 %: within noise of 90 % on 60 layers
+    refused = coverage_check(40 / 60, 60)  # 66.7 %: too narrow intervals, beyond doubt
+    assert not refused["passed"] and "95 % interval" in refused["reason"]
+    assert not coverage_check(1.0, 300)["passed"]  # every layer inside: far too wide intervals
+    assert coverage_check(0.9, 100)["passed"]

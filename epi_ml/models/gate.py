@@ -6,7 +6,10 @@ All three are `epi_ml.models.metrics.evaluate` results on the same evaluation la
 candidate passes when every check passes:
 
 - value thresholds: thickness MAPE and composition MAE overall at most the limits, and the
-  coverage of its 90 % thickness intervals inside the stated band;
+  coverage of its 90 % thickness intervals not shown to be outside the stated band: the check
+  fails when the 95 % Wilson interval of the coverage measured lies wholly outside it (on 60
+  layers a well-calibrated model's coverage is 90 ± 4 %, so the point value alone would refuse
+  one in five good candidates);
 - better than the physics baseline on thickness (otherwise the model adds nothing);
 - not worse than the current champion on any slice (tool, material, calibration epoch) with
   enough layers, beyond a relative tolerance plus a small absolute allowance (slices of a few
@@ -17,8 +20,11 @@ Every check, passed or not, is in the decision with its numbers, so the ledger s
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+COVERAGE_CONFIDENCE_Z = 1.96  # the 95 % Wilson interval of a measured coverage
 
 
 @dataclass(frozen=True)
@@ -77,16 +83,25 @@ def judge(
               f"composition MAE {comp['mae']:.4f} (limit {t.max_composition_mae}) on {comp['n']} layers")
     cover = thick["coverage"]
     if thick["n"] >= t.min_coverage_n:
-        inside = t.coverage_low <= cover <= t.coverage_high
+        low, high = wilson_interval(cover, thick["n"])
+        inside = high >= t.coverage_low and low <= t.coverage_high
         check("thickness_coverage", cover, t.coverage_low, inside,
-              f"90 % thickness intervals cover {cover:.1%} of {thick['n']} layers "
-              f"(band {t.coverage_low:.0%}-{t.coverage_high:.0%})")
+              f"90 % thickness intervals cover {cover:.1%} of {thick['n']} layers (95 % interval "
+              f"{low:.1%}-{high:.1%}; band {t.coverage_low:.0%}-{t.coverage_high:.0%})")
     physics_mape = physics["overall"]["thickness"]["mape_pct"]
     check("beats_physics", mape, physics_mape, mape < physics_mape,
           f"thickness MAPE {mape:.3f} % vs the physics baseline's {physics_mape:.3f} %")
     if champion is not None:
         checks.extend(_slices_vs_champion(candidate, champion, t))
     return GateDecision(all(c["passed"] for c in checks), checks)
+
+
+def wilson_interval(share: float, n: int, z: float = COVERAGE_CONFIDENCE_Z) -> tuple[float, float]:
+    """The Wilson score interval of a proportion `share` measured on `n` trials (Wilson 1927;
+    Brown, Cai & DasGupta 2001 recommend it over the normal approximation for small n)."""
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _slices_vs_champion(candidate: dict[str, Any], champion: dict[str, Any], t: GateThresholds) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from epi_ml.device import select_device
-from epi_ml.models.conformal import conformal_quantile, normalized_scores
+from epi_ml.models.conformal import FLOOR_PERCENTILE, conformal_quantile, interval_scale, normalized_scores
 from epi_ml.models.data import TARGETS, Encoded, InputSpec
 from epi_ml.models.hybrid import HybridResidualNet, HyperParameters, predict_members
 from epi_ml.physics import is_direct_gap, pl_peak_nm
@@ -38,6 +38,7 @@ class Conformal:
     quantile: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> target -> q
     floor: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> target -> s0
     pl_quantile_nm: float = float("inf")
+    score: str = "max"  # how the spread scales the interval (epi_ml.models.conformal.interval_scale)
 
 
 class GrowthModel:
@@ -72,9 +73,10 @@ class GrowthModel:
             self.conformal.quantile[mode], self.conformal.floor[mode] = {}, {}
             for i, target in enumerate(TARGETS):
                 known = np.isfinite(data.targets[:, i])
-                floor = float(np.median(spread[known, i])) if known.any() else 1.0
+                floor = float(np.percentile(spread[known, i], FLOOR_PERCENTILE)) if known.any() else 1.0
                 floor = floor if floor > 0 else 1.0
-                scores = normalized_scores(data.targets[known, i], mean[known, i], spread[known, i] + floor)
+                scale = interval_scale(spread[known, i], floor, self.conformal.score)
+                scores = normalized_scores(data.targets[known, i], mean[known, i], scale)
                 self.conformal.quantile[mode][target] = conformal_quantile(scores, coverage)
                 self.conformal.floor[mode][target] = floor
         table = self.predict(examples, data_in_situ)
@@ -95,7 +97,8 @@ class GrowthModel:
             q = self.conformal.quantile.get(mode, {}).get(target, float("inf"))
             floor = self.conformal.floor.get(mode, {}).get(target, 1.0)
             # too few calibration layers for the coverage asked: no interval rather than a false one
-            half = q * (spread[:, i] + floor) if math.isfinite(q) else np.full(len(data), np.nan)
+            width = interval_scale(spread[:, i], floor, self.conformal.score)
+            half = q * width if math.isfinite(q) else np.full(len(data), np.nan)
             out[f"r_{target}"] = mean[:, i] * scale
             out[f"r_{target}_lower"] = (mean[:, i] - half) * scale
             out[f"r_{target}_upper"] = (mean[:, i] + half) * scale
@@ -156,6 +159,7 @@ class GrowthModel:
                 "quantile": self.conformal.quantile,
                 "floor": self.conformal.floor,
                 "pl_quantile_nm": self.conformal.pl_quantile_nm,
+                "score": self.conformal.score,
             },
             "metadata": self.metadata,
         }
@@ -182,5 +186,7 @@ class GrowthModel:
             model.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)})
             members.append(model.to(target).eval())
         c = config["conformal"]
-        conformal = Conformal(c["coverage"], c["quantile"], c["floor"], float(c["pl_quantile_nm"]))
+        # artifacts saved before the score was recorded scaled by spread + floor
+        conformal = Conformal(c["coverage"], c["quantile"], c["floor"], float(c["pl_quantile_nm"]),
+                              c.get("score", "sum"))  # fmt: skip
         return cls(spec, hp, members, conformal, config.get("metadata", {}))

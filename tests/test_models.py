@@ -9,10 +9,12 @@ pool only costs time for networks this size, and a lot on a shared 2-core machin
 
 from __future__ import annotations
 
-import hashlib
 import copy
+import hashlib
+import json
 import math
 import pickle
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -457,6 +459,21 @@ def test_saved_model_predicts_the_same_and_refuses_pickles(
                 )
             else:
                 assert after[name].to_list() == column.to_list()
+
+    # an artifact saved before the score was recorded keeps its intervals: spread + floor
+    legacy = tmp_path / "legacy"
+    shutil.copytree(directory, legacy)
+    config = json.loads((legacy / "config.json").read_text())
+    assert config["conformal"].pop("score") == "max"
+    (legacy / "config.json").write_text(json.dumps(config))
+    old = GrowthModel.load(legacy, device="cpu")
+    assert old.conformal.score == "sum"
+    in_situ = encode_all(old.spec, held, array)[0]
+    mean, spread = old.residuals(in_situ)
+    q, floor = old.conformal.quantile["in_situ"]["thickness"], old.conformal.floor["in_situ"]["thickness"]
+    scale = old.spec.target_scale["thickness"]
+    np.testing.assert_allclose(old.predict(held, in_situ)["r_thickness_upper"].to_numpy(),
+                               (mean[:, 0] + q * (spread[:, 0] + floor)) * scale, rtol=1e-5)  # fmt: skip
 
     ctx = open_context()
     registered = registry.register_model(

@@ -173,4 +173,26 @@ def test_the_screen_gets_slow_channels_at_two_hertz_and_rheed_at_full_rate(store
     assert len(snap.channels["Ga.shutter"].values) == 100
     ga = snap.channels["Ga.T"]
     assert len(ga.values) == 20 and ga.values[:2] == [4.0, 9.0]  # the last value of each 0.5 s
+
+    def more(ks: range) -> None:
+        append_samples(engine, [
+            {"tool_id": "MBE7", "run_id": RUN, "channel": c, "time": T0 + timedelta(milliseconds=100 * k),
+             "value": float(k)} for k in ks for c in ("Ga.T", "RHEED.I")
+        ])  # fmt: skip
+
+    # the page asks every 0.5 s: one point per slow channel, the newest; RHEED every sample
+    more(range(100, 105))
+    new = view.updates(engine, RUN, snap.cursor, slow_cursor=snap.cursor)
+    assert new.channels["Ga.T"].values == [104.0] and len(new.channels["RHEED.I"].values) == 5
+    # 0.6 s later: not the sample right after the one drawn (10.5 s) too, only the newest
+    more(range(105, 111))
+    drawn = new.newest.timestamp() * 1000
+    assert view.updates(engine, RUN, new.cursor, new.cursor).channels["Ga.T"].values == [105.0, 110.0]
+    later = view.updates(engine, RUN, new.cursor, slow_cursor=new.cursor, drawn_until_ms=drawn)
+    assert later.channels["Ga.T"].values == [110.0]
+    # a backlog (the tailer behind by 5 s) still draws 2 Hz, not one point for the 5 s
+    more(range(111, 161))
+    backlog = view.updates(engine, RUN, later.cursor, slow_cursor=later.cursor,
+                           drawn_until_ms=later.newest.timestamp() * 1000)  # fmt: skip
+    assert backlog.channels["Ga.T"].values == [float(k) for k in range(115, 161, 5)]
     assert view.max_points("rheed") > view.max_points("cells")

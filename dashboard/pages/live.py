@@ -163,15 +163,19 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
         figures = [_figure(g, signature[g.key], samples) for g in groups]
         extends = keep
         slow_cursor, slow_tick = samples.cursor, n
+        drawn_until = samples.newest.timestamp() * 1000 if samples.newest else None
     else:
         # the full-rate figures (RHEED) every tick, the others once per SCREEN_HZ period: each
         # redraw costs the browser, and their points come at SCREEN_HZ anyway
         slow_due = n - int(state.get("slow_tick", 0)) >= _slow_ticks(tick_ms)
         cursor, slow_cursor = int(state.get("cursor", 0)), int(state.get("slow_cursor", 0))
-        samples = view.updates(engine, run.run_id, cursor, slow_cursor if slow_due else None)
+        drawn_until = state.get("drawn_until_ms")
+        samples = view.updates(engine, run.run_id, cursor, slow_cursor if slow_due else None, drawn_until)
         slow_tick = n if slow_due and samples.newest else int(state.get("slow_tick", 0))
         if slow_due:
             slow_cursor = samples.cursor
+            if samples.newest:
+                drawn_until = samples.newest.timestamp() * 1000
         shown = [slow_due or g.key in view.FULL_RATE_GROUPS for g in groups]
         signature = layout.get("signature", {})
         new_signature = _signature(samples.channels, signature)
@@ -197,6 +201,7 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
         "cursor": samples.cursor if samples.cursor else state.get("cursor", 0),
         "slow_cursor": slow_cursor,
         "slow_tick": slow_tick,
+        "drawn_until_ms": drawn_until,
         "newest": newest.isoformat() if newest else None,
         "points": int(state.get("points", 0)) + samples.points,
     }

@@ -236,11 +236,13 @@ def _states_at(engine: Engine, run_id: str, tool_id: str | None, moment: datetim
     return frame.with_columns(time=pl.lit(moment).cast(SAMPLE_SCHEMA["time"]), run_id=pl.lit(run_id))
 
 
-def updates(engine: Engine, run_id: str, cursor: int, slow_cursor: int | None = None) -> Samples:
+def updates(engine: Engine, run_id: str, cursor: int, slow_cursor: int | None = None,
+            drawn_until_ms: float | None = None) -> Samples:  # fmt: skip
     """Samples of the run stored after `cursor`, per channel in time order: the full-rate groups
-    (RHEED) every time; the other channels only when `slow_cursor` is given, everything stored
-    after it (`for_screen`). The page asks for the slow channels at most SCREEN_HZ: every redraw
-    of a figure costs the browser, and their screen rate is SCREEN_HZ anyway."""
+    (RHEED) every time; the other channels only when `slow_cursor` is given, what was stored
+    after it (`for_screen`, nothing within 1/SCREEN_HZ after `drawn_until_ms`, the newest time
+    drawn before). The page asks for the slow channels at most SCREEN_HZ: every redraw of a
+    figure costs the browser, and their screen rate is SCREEN_HZ anyway."""
     start = cursor if slow_cursor is None else min(cursor, slow_cursor)
     frame = _read_all(engine, run_id=run_id, after_id=start)
     if frame.is_empty():
@@ -251,7 +253,7 @@ def updates(engine: Engine, run_id: str, cursor: int, slow_cursor: int | None = 
     frame = frame.join(full, on="channel")
     fast = frame.filter(pl.col("_value") & (pl.col("id") > cursor))
     parts = [fast] if slow_cursor is None else [fast, frame.filter(~pl.col("_value"))]
-    shown = for_screen(pl.concat(parts).drop("_value"))
+    shown = for_screen(pl.concat(parts).drop("_value"), after_ms=drawn_until_ms)
     return Samples(
         cursor=last_id,
         channels=_series(shown.sort("channel", "time")),
@@ -277,18 +279,25 @@ def _read_all(engine: Engine, *, run_id: str, after_id: int = 0, upto: int | Non
     return pl.concat(parts)
 
 
-def for_screen(frame: pl.DataFrame) -> pl.DataFrame:
-    """At most SCREEN_HZ per channel (the last sample of each bucket), but every sample of the
-    full-rate groups (RHEED) and of event-driven channels (shutters: each change counts)."""
+def for_screen(frame: pl.DataFrame, after_ms: float | None = None) -> pl.DataFrame:
+    """At most SCREEN_HZ per channel: the last sample of each 1/SCREEN_HZ counted back from the
+    channel's newest, and after `after_ms` (the newest time already drawn) only what is at least
+    1/SCREEN_HZ later, or the channel's newest: an update asked for once per 1/SCREEN_HZ draws
+    one point, the newest, and a backlog one per 1/SCREEN_HZ. Every sample of the full-rate
+    groups (RHEED) and of event-driven channels (shutters: each change counts)."""
     if frame.is_empty():
         return frame
     full = _per_channel(frame, lambda c: group_of(c) in FULL_RATE_GROUPS or group_of(c) == "shutters",
                         pl.Boolean)  # fmt: skip
-    frame = frame.join(full, on="channel").with_columns(
-        _bucket=pl.col("time").dt.truncate(f"{int(1000 / SCREEN_HZ)}ms")
-    )
+    period_ms = int(1000 / SCREEN_HZ)
+    t_ms = pl.col("time").dt.epoch("ms")
+    newest_ms = t_ms.max().over("channel")
+    frame = frame.join(full, on="channel").with_columns(_bucket=(newest_ms - t_ms) // period_ms)
     every = frame.filter(pl.col("_value"))
-    slow = frame.filter(~pl.col("_value")).sort("time").unique(["channel", "_bucket"], keep="last")
+    slow = frame.filter(~pl.col("_value"))
+    if after_ms is not None:
+        slow = slow.filter((t_ms >= after_ms + period_ms) | (t_ms == newest_ms))
+    slow = slow.sort("time").unique(["channel", "_bucket"], keep="last")
     return pl.concat([every, slow]).drop("_value", "_bucket")
 
 

@@ -2,8 +2,9 @@
 
 One interval drives one callback. The first tick of a run draws its trailing window; every later
 tick appends only the samples stored since (extendData, at most MAX_POINTS per trace), so an
-update stays the same size at the end of a 6-hour run as at its start. The layers chart and the
-findings are small and are redrawn every few ticks. All reading is in epi_ml.views.live.
+update stays the same size at the end of a 6-hour run as at its start: RHEED every tick, the
+other figures once per 1/SCREEN_HZ. The layers chart and the findings are small and are redrawn
+every few ticks. All reading is in epi_ml.views.live.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from epi_ml.views import live as view
 
 dash.register_page(__name__, path="/live", name="Live", title="epi-ml — live", order=1)
 
-# Four times a second: with the tailer's 0.25 s polls a sample is drawn within about a second of
+# Four times a second: with the tailer's 0.1 s polls a sample is drawn within about a second of
 # being logged (p95, bench_dashboard), and a tick costs the server a few ms. ?interval_ms=N
 # (>= 100) for another screen.
 TICK_MS = 250
@@ -206,8 +207,8 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
         "points": int(state.get("points", 0)) + samples.points,
     }
     status = _status(run, newest, new_state["points"])
-    slow = fresh or n % SLOW_EVERY == 0
-    if slow:
+    parts_due = fresh or n % SLOW_EVERY == 0  # (not the slow figures: cards, layers, findings)
+    if parts_due:
         cards, layers_fig, findings = _slow_parts(engine, run, newest)
     else:
         cards, layers_fig, findings = no_update, no_update, no_update

@@ -144,14 +144,15 @@ def test_the_live_page_draws_once_then_sends_only_extend_data(isolated_home) -> 
         assert second[2 * n_groups + 1] is page.no_update  # the same traces: the layout is not sent again
         rheed = second[n_groups + [g.key for g in view.GROUPS].index("rheed")]
         update, traces, max_points = rheed
-        assert traces == [0] and len(update["y"][0]) == 2 and max_points == view.MAX_POINTS
+        # every trace keeps 10 min at its rate (1 Hz here: 601 points), RHEED too
+        assert traces == [0] and len(update["y"][0]) == 2 and max_points == 601
         # the slow channels wait for their SCREEN_HZ period (two 250 ms ticks), then come all at once
         keys = [g.key for g in view.GROUPS]
         assert second[n_groups + keys.index("cells")] is page.no_update
         _samples(engine, range(62, 63), channels=("Ga.T", "RHEED.I", "P.chamber"))
         third = page.tick(2, "MBE7", second[2 * n_groups], layout)
         cells_update, _, cells_max = third[n_groups + keys.index("cells")]
-        assert cells_update["y"] == [[960.0, 961.0, 962.0]] and cells_max == view.SCREEN_POINTS
+        assert cells_update["y"] == [[960.0, 961.0, 962.0]] and cells_max == 601
         assert third[n_groups + keys.index("rheed")][0]["y"] == [[962.0]]  # RHEED: only the newest
         assert third[2 * n_groups]["slow_tick"] == 2
 
@@ -196,3 +197,82 @@ def test_the_screen_gets_slow_channels_at_two_hertz_and_rheed_at_full_rate(store
                            drawn_until_ms=later.newest.timestamp() * 1000)  # fmt: skip
     assert backlog.channels["Ga.T"].values == [float(k) for k in range(115, 161, 5)]
     assert view.max_points("rheed") > view.max_points("cells")
+
+
+def test_every_trace_keeps_the_same_trailing_window_whatever_its_channel_rate(store_url: str) -> None:
+    engine = _store(store_url)
+    rates_hz = {"Ga.T": 1, "P.chamber": 2, "Al.T": 4, "RHEED.I": 10, "Ga.shutter": 10}
+    append_samples(engine, [
+        {"tool_id": "MBE7", "run_id": RUN, "channel": c, "time": T0 + timedelta(seconds=k / hz), "value": 1.0}
+        for c, hz in rates_hz.items() for k in range(int(900 * hz))  # 15 min
+    ])  # fmt: skip
+    snap = view.snapshot(engine, RUN, tool_id="MBE7", history_s=600)
+    # points per trace = rate on screen (slow channels at most SCREEN_HZ) x 600 s
+    assert snap.caps == {"Ga.T": 601, "P.chamber": 1200, "Al.T": 1200, "RHEED.I": 6000}
+    for channel in ("Ga.T", "P.chamber", "Al.T", "RHEED.I"):  # each spans the 10 min
+        t_ms = snap.channels[channel].t_ms
+        assert len(t_ms) <= snap.caps[channel]
+        assert 599_000 <= t_ms[-1] - t_ms[0] <= 600_000, channel
+    # a channel seen for less than RATE_SPAN_S: its rate is not known yet, so no cap from it
+    window = view._read_window(engine, RUN, T0 + timedelta(seconds=900 - 10))
+    assert view.trace_caps(window) == {}
+    assert view.recent_caps(engine, RUN, snap.newest) == snap.caps
+
+
+def test_the_live_page_learns_the_caps_of_a_run_that_just_started(isolated_home) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.app import create_app
+
+    settings = get_settings()
+    settings.ensure_home()
+    engine = _store(settings.database_url)
+    _samples(engine, range(0, 10), channels=("Ga.T", "P.chamber"))
+    app = create_app(settings)
+    page = sys.modules["pages.live"]
+    n = len(view.GROUPS)
+    keys = [g.key for g in view.GROUPS]
+    with app.server.test_request_context():
+        first = page.tick(0, "MBE7", {})
+        state, layout = first[2 * n], first[2 * n + 1]
+        assert layout["caps"] == {}  # 10 s of samples: their rate is not known yet
+        _samples(engine, range(10, 50), channels=("Ga.T", "P.chamber"))
+        second = page.tick(2, "MBE7", state, layout)
+        assert second[2 * n + 1]["caps"] == {"Ga.T": 601, "P.chamber": 601}
+        _, _, kept = second[n + keys.index("cells")]
+        assert kept == 601
+        # looked up once per RATE_SPAN_S of the run, not on every tick
+        _samples(engine, range(50, 52), channels=("Ga.T", "P.chamber", "Al.T"))
+        third_layout = second[2 * n + 1]
+        assert page._learn_caps(engine, RUN, third_layout["signature"] | {"cells": ["Ga.T", "Al.T"]},
+                                third_layout["caps"], third_layout["caps_checked_ms"],
+                                T0 + timedelta(seconds=51)) == (third_layout["caps"], third_layout["caps_checked_ms"])  # fmt: skip
+
+
+def test_extend_data_says_how_many_points_each_trace_keeps(isolated_home) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.app import create_app
+
+    create_app(get_settings())
+    page = sys.modules["pages.live"]
+    samples = view.Samples(cursor=1, channels={"Ga.T": view.Series([1.0], [2.0]), "In.T": view.Series([1.0], [3.0])},
+                           newest=T0)  # fmt: skip
+    update, traces, kept = page._extend(["Ga.T", "In.T"], samples, caps={"Ga.T": 601})
+    assert traces == [0, 1] and kept == {"x": [601, view.SCREEN_POINTS], "y": [601, view.SCREEN_POINTS]}
+    assert page._extend(["Ga.T", "In.T"], samples, caps={"Ga.T": 601, "In.T": 601})[2] == 601
+
+
+def test_the_shutter_timeline_draws_each_state_on_to_the_newest_sample(isolated_home) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.app import create_app
+
+    settings = get_settings()
+    settings.ensure_home()
+    engine = _store(settings.database_url)
+    _samples(engine, range(0, 60), channels=("Ga.T",))
+    append_samples(engine, [{"tool_id": "MBE7", "run_id": RUN, "channel": "Ga.shutter",
+                             "time": T0 + timedelta(seconds=10), "value": 1.0}])  # fmt: skip
+    app = create_app(settings)
+    page = sys.modules["pages.live"]
+    keys = [g.key for g in view.GROUPS]
+    with app.server.test_request_context():
+        shutters = page.tick(0, "MBE7", {})[keys.index("shutters")]
+    newest_ms = (T0 + timedelta(seconds=59)).timestamp() * 1000
+    assert list(shutters.data[0].x) == [(T0 + timedelta(seconds=10)).timestamp() * 1000, newest_ms]
+    assert list(shutters.data[0].y) == [0.8, 0.8]  # open (raised) from its change until now

@@ -3,7 +3,9 @@
 One interval drives one callback. The first tick of a run draws its trailing window; every later
 tick appends only the samples stored since (extendData, at most MAX_POINTS per trace), so an
 update stays the same size at the end of a 6-hour run as at its start: RHEED every tick, the
-other figures once per 1/SCREEN_HZ. The layers chart and the findings are small and are redrawn
+other figures once per 1/SCREEN_HZ. Every figure spans the same trailing HISTORY_S of the run:
+each trace keeps the points of that window at its channel's rate (view.trace_caps), and the
+shutters' timeline follows the window (a clientside relayout, until the user zooms it). The layers chart and the findings are small and are redrawn
 every few ticks. All reading is in epi_ml.views.live.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 import dash
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 
 from dashboard.components import (
     COLOURS,
@@ -84,6 +86,7 @@ def layout(tool: str | None = None, interval_ms: str | None = None, **_query: st
             dcc.Interval(id="live-tick", interval=tick_ms, n_intervals=0),
             dcc.Store(id="live-state", data={}),  # small, every tick: run, cursor, newest
             dcc.Store(id="live-layout", data={}),  # sent when it changes: traces of each figure
+            dcc.Store(id="live-follow"),  # (output of the clientside window-follow, unused)
             html.Div(id="live-empty"),
             html.Div(
                 [
@@ -156,11 +159,14 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
 
     fresh = state.get("run_id") != run.run_id or state.get("tool") != tool
     held: dict[str, float] = {} if fresh else dict(layout.get("held", {}))
+    caps: dict[str, int] = {} if fresh else dict(layout.get("caps", {}))
+    caps_checked_ms = None if fresh else layout.get("caps_checked_ms")
     n = n or 0
     if fresh:
         samples = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
         signature = _signature(samples.channels)
         _hold(held, signature, samples)
+        caps = dict(samples.caps)
         figures = [_figure(g, signature[g.key], samples) for g in groups]
         extends = keep
         slow_cursor, slow_tick = samples.cursor, n
@@ -184,6 +190,7 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
             snap = view.snapshot(engine, run.run_id, tool_id=run.tool_id)
             signature = _signature(snap.channels, new_signature)
             _hold(held, signature, snap)
+            caps |= snap.caps
             figures = [
                 _figure(g, signature[g.key], snap) if signature[g.key] != layout["signature"].get(g.key)
                 else no_update
@@ -191,8 +198,10 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
             ]  # fmt: skip
         else:
             figures = keep
+        if slow_due and samples.newest:
+            caps, caps_checked_ms = _learn_caps(engine, run.run_id, signature, caps, caps_checked_ms, samples.newest)
         extends = [
-            _extend(signature[g.key], samples, _held(g, held)) if show and f is no_update else no_update
+            _extend(signature[g.key], samples, _held(g, held), caps) if show and f is no_update else no_update
             for g, f, show in zip(groups, figures, shown, strict=True)
         ]
     newest = samples.newest or _parse(state.get("newest"))
@@ -212,7 +221,13 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
         cards, layers_fig, findings = _slow_parts(engine, run, newest)
     else:
         cards, layers_fig, findings = no_update, no_update, no_update
-    new_layout = {"signature": signature, "held": held}
+    new_layout = {
+        "signature": signature,
+        "held": held,
+        "caps": caps,
+        "caps_checked_ms": caps_checked_ms,
+        "started_ms": run.started_at.timestamp() * 1000 if run.started_at else None,
+    }
     layout_out = new_layout if fresh or new_layout != layout else no_update
     return figures + extends + [new_state, layout_out, status, None, {}, cards, layers_fig, findings]
 
@@ -236,11 +251,15 @@ def _signature(channels: dict[str, Any], base: dict[str, list[str]] | None = Non
 def _figure(group: view.ChannelGroup, channels: list[str], samples: view.Samples) -> go.Figure:
     fig = go.Figure()
     scatter = go.Scattergl if group.key in WEBGL else go.Scatter
+    newest_ms = samples.newest.timestamp() * 1000 if samples.newest else None
     for k, channel in enumerate(channels):
         series = samples.channels.get(channel, view.Series())
         if group.key == "shutters":
+            t_ms, values = series.t_ms, series.values
+            if newest_ms is not None and values and values[-1] is not None and t_ms[-1] < newest_ms:
+                t_ms, values = [*t_ms, newest_ms], [*values, values[-1]]  # the state holds until now
             fig.add_trace(
-                go.Scatter(x=series.t_ms, y=[_shutter_y(k, v) for v in series.values],
+                go.Scatter(x=t_ms, y=[_shutter_y(k, v) for v in values],
                            name=channel, mode="lines", line={"shape": "hv", "width": 2})  # fmt: skip
             )
         else:
@@ -292,10 +311,23 @@ def _shutter_y(k: int, value: float | None) -> float | None:
     return None if value is None else k + 0.8 * (1.0 if value >= 0.5 else 0.0)
 
 
-def _extend(channels: list[str], samples: view.Samples, held: dict[str, float] | None = None) -> Any:
-    """extendData for one figure: [update, trace indices, max points], or no_update. `held`:
-    the last state of event-driven channels (shutters), drawn on to the newest sample's time
-    (and updated in place), since their logs only say when they change."""
+def _learn_caps(engine: Any, run_id: str, signature: dict[str, list[str]], caps: dict[str, int],
+                checked_ms: float | None, newest: datetime) -> tuple[dict[str, int], float | None]:  # fmt: skip
+    """Caps of the channels drawn before their rate was known (a run just started, a channel
+    just appeared): looked up at most once per RATE_SPAN_S of the run."""
+    unknown = [c for key, chans in signature.items() if key != "shutters" for c in chans if c not in caps]
+    newest_ms = newest.timestamp() * 1000
+    if not unknown or (checked_ms is not None and newest_ms - checked_ms < view.RATE_SPAN_S * 1000):
+        return caps, checked_ms
+    return caps | view.recent_caps(engine, run_id, newest), newest_ms
+
+
+def _extend(channels: list[str], samples: view.Samples, held: dict[str, float] | None = None,
+            caps: dict[str, int] | None = None) -> Any:  # fmt: skip
+    """extendData for one figure: [update, trace indices, max points per trace], or no_update.
+    `held`: the last state of event-driven channels (shutters), drawn on to the newest sample's
+    time (and updated in place), since their logs only say when they change. `caps`: points
+    each channel's trace keeps (view.trace_caps; else its group's max_points)."""
     xs, ys, idx = [], [], []
     newest_ms = samples.newest.timestamp() * 1000 if samples.newest else None
     for k, channel in enumerate(channels):
@@ -314,7 +346,9 @@ def _extend(channels: list[str], samples: view.Samples, held: dict[str, float] |
         idx.append(k)
     if not idx:
         return no_update
-    return [{"x": xs, "y": ys}, idx, view.max_points(view.group_of(channels[idx[0]]))]
+    most = view.max_points(view.group_of(channels[idx[0]]))
+    kept = [(caps or {}).get(channels[k], most) for k in idx]
+    return [{"x": xs, "y": ys}, idx, kept[0] if len(set(kept)) == 1 else {"x": kept, "y": kept}]
 
 
 def _parse(text: str | None) -> datetime | None:
@@ -429,3 +463,36 @@ def _findings_list(run: view.LiveRun, findings: list[Any]) -> Any:
             )
         )
     return dbc.ListGroup(items, flush=True, id="live-findings-list")
+
+
+# The shutters' timeline holds few points (a state lasts until it changes), so no cap gives it the
+# other figures' window: it follows [newest drawn - HISTORY_S (or the run's start), newest drawn]
+# on each slow redraw, until the user zooms or pans it; a double-click (autorange) makes it
+# follow again.
+clientside_callback(
+    """function(state, layout) {
+        const dc = window.dash_clientside;
+        const end = state && state.drawn_until_ms;
+        const gd = document.querySelector('#%(graph)s .js-plotly-plot');
+        if (!end || !gd || !gd._fullLayout || gd._epiFollowEnd === end) { return dc.no_update; }
+        if (!gd._epiFollowing) {
+            gd._epiFollowing = true;
+            gd.on('plotly_relayout', (ev) => {
+                if (gd._epiSetting) { return; }
+                if (ev['xaxis.autorange']) { gd._epiZoomed = false; gd._epiFollowEnd = null; }
+                else if ('xaxis.range[0]' in ev || 'xaxis.range' in ev) { gd._epiZoomed = true; }
+            });
+        }
+        if (gd._epiZoomed) { return dc.no_update; }
+        gd._epiFollowEnd = end;
+        gd._epiSetting = true;
+        const start = Math.max(end - %(history_ms)d, (layout && layout.started_ms) || 0);
+        Promise.resolve(Plotly.relayout(gd, {'xaxis.range': [start, end]}))
+            .finally(() => { gd._epiSetting = false; });
+        return dc.no_update;
+    }"""
+    % {"graph": GRAPH_IDS["shutters"], "history_ms": int(view.HISTORY_S * 1000)},
+    Output("live-follow", "data"),
+    Input("live-state", "data"),
+    State("live-layout", "data"),
+)

@@ -14,6 +14,7 @@ has been growing. Snapshots read a trailing window, never the whole run.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ HISTORY_S = 600.0  # trailing window a page starts with
 SCREEN_HZ = 2.0
 SCREEN_POINTS = 1200  # 10 min at 2 Hz
 MAX_POINTS = 6000  # RHEED: 10 min at 10 Hz
+RATE_SPAN_S = 30.0  # a channel's rate (hence its trace's cap) is trusted once its samples span this
 FULL_RATE_GROUPS = frozenset({"rheed"})
 FINDINGS_WINDOW_S = 600.0  # the recent samples the live checks look at
 FINDINGS_TTL_S = 5.0
@@ -108,8 +110,39 @@ def group_of(channel: str) -> str:
 
 
 def max_points(group: str) -> int:
-    """Points a figure of this group keeps per trace (the browser drops older ones)."""
-    return MAX_POINTS if group in FULL_RATE_GROUPS else SCREEN_POINTS
+    """Points a figure of this group keeps per trace at most (the browser drops older ones).
+    Shutters: their held states come one per redraw (2 Hz of wall time), not with the log."""
+    if group in FULL_RATE_GROUPS:
+        return MAX_POINTS
+    return 2 * SCREEN_POINTS if group == "shutters" else SCREEN_POINTS
+
+
+def trace_caps(window: pl.DataFrame, history_s: float = HISTORY_S) -> dict[str, int]:
+    """Points each channel's trace keeps so that it spans `history_s` of the run, from its rate in
+    `window` (stored samples, before for_screen): one count for all would show 20 min of a 1 Hz
+    channel beside 10 min of a 2 Hz one, and scale their y axes to what is off screen. Left out:
+    channels whose samples span less than RATE_SPAN_S (rate not known yet: their group's
+    max_points) and shutters (the page follows the window on their figure instead)."""
+    if window.is_empty():
+        return {}
+    t_s = pl.col("time").dt.epoch("ms") / 1000
+    stats = window.group_by("channel").agg(n=pl.len(), span_s=t_s.max() - t_s.min())
+    caps: dict[str, int] = {}
+    for channel, n, span_s in stats.iter_rows():
+        group = group_of(channel)
+        if group == "shutters" or n < 2 or span_s < RATE_SPAN_S:
+            continue
+        rate = (n - 1) / span_s
+        if group not in FULL_RATE_GROUPS:
+            rate = min(rate, SCREEN_HZ)
+        caps[channel] = min(max_points(group), math.ceil(rate * history_s) + 1)
+    return caps
+
+
+def recent_caps(engine: Engine, run_id: str, newest: datetime) -> dict[str, int]:
+    """trace_caps from the run's last 2 x RATE_SPAN_S (for channels whose rate was not known yet
+    when the page drew them: a run just started)."""
+    return trace_caps(_read_window(engine, run_id, newest - timedelta(seconds=2 * RATE_SPAN_S)))
 
 
 def label_of(channel: str) -> str:
@@ -182,6 +215,7 @@ class Samples:
     cursor: int  # the largest sample id read: ask for what is newer next time
     channels: dict[str, Series]
     newest: datetime | None  # time of the newest sample read (the run's "now")
+    caps: dict[str, int] = field(default_factory=dict)  # a snapshot's trace_caps
 
     @property
     def points(self) -> int:
@@ -193,22 +227,24 @@ def snapshot(
     points: int | None = None,
 ) -> Samples:  # fmt: skip
     """The run's trailing `history_s` seconds as the screen draws it (`for_screen`; at most
-    `points`, default the group's max_points, newest per channel), with the shutters' states at its start
-    (from the tool's log before the run when `tool_id` is given)."""
+    `points`, default its trace_caps or its group's max_points, newest per channel), with the
+    shutters' states at its start (from the tool's log before the run when `tool_id` is given)."""
     with read_session(engine) as s:
         newest_time = s.scalar(select(func.max(LiveSample.time)).where(LiveSample.run_id == run_id))
         cursor = s.scalar(select(func.max(LiveSample.id)).where(LiveSample.run_id == run_id)) or 0
     if newest_time is None:
         return Samples(cursor=cursor, channels={}, newest=None)
     since = newest_time - timedelta(seconds=history_s)
-    frame = for_screen(_read_window(engine, run_id, since, upto=cursor)).sort("channel", "time")
-    limits = _per_channel(frame, lambda c: points or max_points(group_of(c)), pl.Int64)
+    window = _read_window(engine, run_id, since, upto=cursor)
+    caps = trace_caps(window, history_s)
+    frame = for_screen(window).sort("channel", "time")
+    limits = _per_channel(frame, lambda c: points or caps.get(c) or max_points(group_of(c)), pl.Int64)
     frame = frame.join(limits, on="channel").filter(
         pl.int_range(pl.len()).over("channel") >= pl.len().over("channel") - pl.col("_value")
     ).drop("_value")
     states = _states_at(engine, run_id, tool_id, since, upto=cursor)
     frame = pl.concat([states.select(list(SAMPLE_SCHEMA)), frame.select(list(SAMPLE_SCHEMA))])
-    return Samples(cursor=cursor, channels=_series(frame), newest=_as_utc(newest_time))
+    return Samples(cursor=cursor, channels=_series(frame), newest=_as_utc(newest_time), caps=caps)
 
 
 def _states_at(engine: Engine, run_id: str, tool_id: str | None, moment: datetime, *, upto: int) -> pl.DataFrame:

@@ -39,6 +39,16 @@ def _newest_x(page: Page, graph_id: str) -> float:
     return float(page.tab.evaluate(script, graph_id))
 
 
+def _x_range(page: Page, graph_id: str) -> tuple[float, float]:
+    """The time axis shown, in ms since the epoch (Plotly keeps a date axis's range as UTC text)."""
+    script = (
+        "id => document.querySelector('#' + id + ' .js-plotly-plot')._fullLayout.xaxis.range"
+        ".map(r => typeof r === 'number' ? r : +new Date(String(r).replace(' ', 'T') + 'Z'))"
+    )
+    start, end = page.tab.evaluate(script, graph_id)
+    return float(start), float(end)
+
+
 def test_the_live_page_shows_the_run_growing_and_it_advances(page: Page, served: Served) -> None:
     page.open(f"/live?tool={LIVE_TOOL}", "#live-run-link")
     assert page.tab.inner_text("#live-run-link") == served.live_run_id
@@ -67,6 +77,10 @@ def test_the_live_page_shows_the_run_growing_and_it_advances(page: Page, served:
     shutter_end = _newest_x(page, "live-shutters")
     page.tab.wait_for_timeout(2000)
     assert _newest_x(page, "live-shutters") > shutter_end, "the shutter timeline is not drawn on to now"
+    # every figure shows the same trailing window of the run (the twin: 20 s of run per second)
+    (shutters_from, shutters_to), (cells_from, cells_to) = _x_range(page, "live-shutters"), _x_range(page, "live-cells")
+    assert abs(shutters_to - cells_to) < 15_000, (shutters_to, cells_to)
+    assert abs((shutters_to - shutters_from) - (cells_to - cells_from)) < 0.1 * (cells_to - cells_from)
     page.screenshot("live")
     page.assert_no_errors()
 

@@ -490,3 +490,25 @@ def test_a_tailer_started_over_ingested_logs_buffers_none_of_their_history(
     assert tailer.stats.skipped + tailer.stats.samples > 100_000
     with read_session(ctx.engine) as session:
         assert {r.status for r in session.query(GrowthRun)} == {"validated"}  # never downgraded
+
+
+def test_a_store_that_keeps_failing_is_logged_once_a_minute_not_on_every_try(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    import polars as pl
+    from sqlalchemy import create_engine
+
+    from epi_ml.live.runs import LiveTool
+
+    unreachable = create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'epi-ml.db'}")
+    tool = LiveTool(unreachable, "MBE7")
+    tool.add_messages(pl.DataFrame({
+        "time": [datetime(2026, 3, 2, 8, 0, tzinfo=UTC)],
+        "message": ["Run MBE7-20260302-01 start recipe=gaas_buffer operator=ann wafer=W1"],
+    }))  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="epi_ml.live.runs"):
+        for _ in range(5):
+            assert tool.settle() == []
+    warnings = [r for r in caplog.records if "runs not written" in r.getMessage()]
+    assert len(warnings) == 1 and "1 tries so far" in warnings[0].getMessage()
+    assert tool._dirty  # nothing marked done: the next settle tries again

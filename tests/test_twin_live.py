@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from epi_ml.cli import app
-from epi_ml.twin.live import LiveProgress, live_run, next_run_id
+from epi_ml.twin.live import RUN_GAP, LiveProgress, live_run, next_run_id, tool_clock
 from epi_ml.twin.single import grow_one_run
 from epi_ml.twin.writers import EpicWriter, write_run
 
@@ -62,6 +62,23 @@ def test_live_appends_as_the_run_grows_and_ends_with_the_same_bytes_as_a_batch(
     assert next_run_id(tmp_path / "live", "MBE2", START) == "MBE2-20260202-02"
 
 
+def test_a_run_sped_up_into_the_future_is_followed_not_overlapped(tmp_path: Path) -> None:
+    """One tool grows one run at a time: the next live run starts after the last one ended, even
+    when that one, sped up, ended hours from now (its samples would be inside it)."""
+    before = datetime.now(UTC)
+    first = live_run(tmp_path, tool="MBE2", recipe="rheed_calibration", speed=5_000, seed=1,
+                     fault_rate=0.0, tick_s=0.02)  # fmt: skip
+    first_end = tool_clock(tmp_path / "MBE2")
+    assert first.done and first_end is not None and first_end > before + timedelta(seconds=first.duration_s - 5)
+    second = live_run(tmp_path, tool="MBE2", recipe="rheed_calibration", speed=5_000, seed=2,
+                      fault_rate=0.0, tick_s=0.02)  # fmt: skip
+    assert second.done and second.run_id != first.run_id
+    messages = "".join(p.read_text() for p in (tmp_path / "MBE2" / "logs").rglob("Messages.txt"))
+    starts = [line.split(",")[0] for line in messages.splitlines() if f"Run {second.run_id} start" in line]
+    started = datetime.strptime(starts[0], "%d/%m/%Y %H:%M:%S.%f").replace(tzinfo=UTC)
+    assert first_end + RUN_GAP <= started < first_end + RUN_GAP + timedelta(minutes=1)
+
+
 def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     epi_ml = Path(sys.executable).parent / "epi-ml"
     process = subprocess.Popen(
@@ -101,6 +118,8 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     )
     for path in messages.parent.glob("*.txt"):
         assert path.read_bytes().endswith(b"\r\n"), path.name  # every row written whole
+    # the tool's clock stands where the run stopped, not at its planned end
+    assert tool_clock(tmp_path / "MBE1") < datetime(2026, 2, 2, 10, 30, tzinfo=UTC)
 
 
 def test_simulate_from_the_command_line(tmp_path: Path) -> None:

@@ -21,7 +21,9 @@ withdrawn (its row deleted while still live/open, its labels cleared).
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,6 +49,7 @@ FINAL_STATUSES = frozenset({"landed", "ingested", "validated", "quarantined"})
 # Messages kept per tool, counted back from the newest one: longer than any run (DBR ~4.3 h) and
 # than the day a transfer-only run's sequence number depends on.
 MESSAGE_HISTORY = timedelta(days=3)
+FAILURE_LOG_EVERY_S = 60.0
 MESSAGE_SCHEMA = {"time": pl.Datetime("us", "UTC"), "caller": pl.String, "message": pl.String}
 
 
@@ -163,6 +166,7 @@ class LiveTool:
         self._segments: list[RunSegment] = []
         self._applied: dict[str, _Applied] = {}
         self._dirty = False
+        self._failures, self._failure_logged_at = 0, -math.inf  # settle's failed tries, last logged
         self._lock = threading.RLock()
 
     # -- names ---------------------------------------------------------------------------------
@@ -244,14 +248,21 @@ class LiveTool:
                 self._withdraw_vanished(events)
                 self._write_changed(events)
             except Exception as exc:  # noqa: BLE001 - the store may be down for a moment
-                log.warning(
-                    "%s: runs not written (%s: %s); trying again with the next samples",
-                    self.tool_id,
-                    type(exc).__name__,
-                    exc,
-                )
+                self._failures += 1
+                # the tailer retries several times a second: say it once, then once a minute
+                if time.monotonic() - self._failure_logged_at >= FAILURE_LOG_EVERY_S:
+                    self._failure_logged_at = time.monotonic()
+                    log.warning(
+                        "%s: runs not written (%s: %s); trying again with the next samples (%d tries so far)",
+                        self.tool_id,
+                        type(exc).__name__,
+                        exc,
+                        self._failures,
+                    )
             else:
-                self._dirty = False
+                if self._failures:
+                    log.info("%s: runs written again after %d failed tries", self.tool_id, self._failures)
+                self._dirty, self._failures, self._failure_logged_at = False, 0, -math.inf
             return events
 
     def _withdraw_vanished(self, events: list[RunEvent]) -> None:

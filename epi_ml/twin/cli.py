@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -95,7 +95,7 @@ def live(
     start: str = typer.Option(None, "--start", help="Run start (ISO time, UTC); default now."),
 ) -> None:
     """Grow one run in real time (or --speed times faster), appending to the tool's log files."""
-    from epi_ml.twin.live import LiveProgress, live_run
+    from epi_ml.twin.live import RUN_GAP, LiveProgress, live_run, run_start
     from epi_ml.twin.recipe import RecipeError
 
     folder = _default_out(out)
@@ -107,7 +107,10 @@ def live(
         clock = f"{minutes:4d}:{seconds:02d} / {p.duration_s / 60:.0f} min"
         typer.echo(f"{p.run_id} {clock}  {state:<24} {values}")
 
-    begin = datetime.fromisoformat(start) if start else None
+    begin = run_start(folder / tool, datetime.fromisoformat(start) if start else None)
+    if not start and begin > datetime.now(UTC) + timedelta(seconds=5):
+        typer.echo(f"{tool}'s previous live run (sped up) ends at {begin - RUN_GAP:%Y-%m-%d %H:%M:%S}Z: "
+                   f"this run starts at {begin:%H:%M:%S}Z (one run at a time on a tool)")  # fmt: skip
     try:
         result = live_run(
             folder,

@@ -4,7 +4,9 @@ files as its logger does, so that a live ingester and the dashboard see a run in
 The run is simulated up front (the physics is vectorised); what is live is the writing: every tick
 the samples whose time has come are appended to the day files and the files are closed (flushed).
 Timestamps are the run's own clock: it starts now (or at `start`) and advances `speed` times faster
-than the wall clock. Stopping (Ctrl-C, or `stop` set) writes `Run <id> aborted` and leaves every
+than the wall clock. A run sped up ends in the future; the next one on that tool starts after it
+(the tool's clock is kept in <out>/<tool>/live-clock.json), since one tool grows one run at a time
+and overlapping runs in its logs would make no sense to a reader. Stopping (Ctrl-C, or `stop` set) writes `Run <id> aborted` and leaves every
 file complete up to that moment.
 """
 
@@ -16,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,10 @@ from epi_ml.twin.state import ToolState
 from epi_ml.twin.writers import RunWriter, append_measurements, make_writer, write_calibration
 
 
+CLOCK_FILE = "live-clock.json"
+RUN_GAP = timedelta(minutes=2)  # between a run sped up into the future and the next one
+
+
 @dataclass(frozen=True)
 class LiveProgress:
     run_id: str
@@ -39,6 +45,28 @@ class LiveProgress:
     readings: dict[str, float]  # latest values of a few channels
     done: bool = False
     aborted: bool = False
+
+
+def tool_clock(out_tool: Path) -> datetime | None:
+    """Where the twin's clock of a tool stands: the end of its last live run (None: never ran)."""
+    try:
+        return as_utc(datetime.fromisoformat(json.loads((out_tool / CLOCK_FILE).read_text())["until"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _set_tool_clock(out_tool: Path, run_id: str, until: datetime) -> None:
+    out_tool.mkdir(parents=True, exist_ok=True)
+    (out_tool / CLOCK_FILE).write_text(json.dumps({"run_id": run_id, "until": until.isoformat()}) + "\n")
+
+
+def run_start(out_tool: Path, start: datetime | None) -> datetime:
+    """`start`, else now, or RUN_GAP after the tool's last live run if that one, sped up, ended
+    later than now."""
+    if start is not None:
+        return as_utc(start)
+    now, clock = datetime.now(UTC), tool_clock(out_tool)
+    return max(now, clock + RUN_GAP) if clock is not None else now
 
 
 def next_run_id(out: Path, tool: str, day: datetime) -> str:
@@ -99,7 +127,7 @@ def live_run(
         raise ValueError("live mode appends to epic or csv files (Parquet cannot be appended)")
     out = Path(out)
     the_recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    begin = as_utc(start or datetime.now(UTC))
+    begin = run_start(out / tool, start)
     begin = begin.replace(microsecond=begin.microsecond // 1000 * 1000)
     grown = grow_one_run(
         the_recipe, tool, seed, begin, next_run_id(out, tool, begin), fault_rate=fault_rate
@@ -109,6 +137,8 @@ def live_run(
         write_calibration(out / tool, scan)
     writer = make_writer(fmt, out / tool)
     writer.begin_run(trace, state)
+    # the whole run's time is taken now: a run killed midway leaves no gap the next one could fill
+    _set_tool_clock(out / tool, trace.run_id, begin + timedelta(seconds=trace.plan.duration_s))
     recipe_path = out / tool / "recipes" / f"{trace.run_id}.yaml"
     recipe_path.parent.mkdir(parents=True, exist_ok=True)
     recipe_path.write_text(the_recipe.to_yaml())
@@ -147,6 +177,7 @@ def live_run(
     if aborted:
         at = max(written, 0.0)
         _write_abort(writer, trace, at)
+        _set_tool_clock(out / tool, trace.run_id, begin + timedelta(seconds=at))
         progress = LiveProgress(
             trace.run_id, at, duration, _step_at(trace, at), _readings(trace, at), aborted=True
         )

@@ -465,9 +465,10 @@ def test_saved_model_predicts_the_same_and_refuses_pickles(
     shutil.copytree(directory, legacy)
     config = json.loads((legacy / "config.json").read_text())
     assert config["conformal"].pop("score") == "max"
+    config["conformal"].pop("group_quantile")  # nor per-material quantiles: every layer pooled
     (legacy / "config.json").write_text(json.dumps(config))
     old = GrowthModel.load(legacy, device="cpu")
-    assert old.conformal.score == "sum"
+    assert old.conformal.score == "sum" and old.conformal.group_quantile == {}
     in_situ = encode_all(old.spec, held, array)[0]
     mean, spread = old.residuals(in_situ)
     q, floor = old.conformal.quantile["in_situ"]["thickness"], old.conformal.floor["in_situ"]["thickness"]

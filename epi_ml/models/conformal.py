@@ -50,6 +50,62 @@ def normalized_scores(y: np.ndarray, predicted: np.ndarray, spread: np.ndarray) 
     return np.abs(np.asarray(y) - np.asarray(predicted)) / np.asarray(spread)
 
 
+def calibrate_normalized(y: np.ndarray, predicted: np.ndarray, spread: np.ndarray, coverage: float = 0.9,
+                         score: str = "max") -> tuple[float, float]:  # fmt: skip
+    """(q, floor) from calibration layers: the floor is the FLOOR_PERCENTILE of their spreads (1.0
+    where none or zero), q the conformal quantile of |y − ŷ| / interval_scale(spread, floor)."""
+    y, predicted, spread = (np.asarray(a, dtype=float) for a in (y, predicted, spread))
+    known = np.isfinite(y)
+    floor = float(np.percentile(spread[known], FLOOR_PERCENTILE)) if known.any() else 1.0
+    floor = floor if floor > 0 else 1.0
+    scale = interval_scale(spread[known], floor, score)
+    return conformal_quantile(normalized_scores(y[known], predicted[known], scale), coverage), floor
+
+
+MONDRIAN_MIN_LAYERS = 30  # fewer: the group's own quantile is too noisy (coverage ± 5.5 points), pooled
+
+
+def mondrian_quantiles(y: np.ndarray, predicted: np.ndarray, spread: np.ndarray, floor: float,
+                       groups: np.ndarray, coverage: float = 0.9, score: str = "max",
+                       min_layers: int = MONDRIAN_MIN_LAYERS) -> dict[str, float]:  # fmt: skip
+    """Mondrian (category-conditional) conformal (Vovk et al. 2005, §4.5): one quantile per group
+    of the calibration layers, so each group is covered whatever the mix a test has. Groups with
+    fewer than `min_layers` measured layers get none (the caller uses the pooled quantile)."""
+    y, predicted, spread = (np.asarray(a, dtype=float) for a in (y, predicted, spread))
+    groups = np.asarray(groups, dtype=object)
+    known = np.isfinite(y)
+    scores = normalized_scores(y[known], predicted[known], interval_scale(spread[known], floor, score))
+    out = {}
+    for group in sorted({str(g) for g in groups[known]}):
+        mine = scores[groups[known].astype(str) == group]
+        if mine.size >= min_layers:
+            out[group] = conformal_quantile(mine, coverage)
+    return out
+
+
+def grouped_bootstrap(statistic, groups: np.ndarray, draws: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:  # fmt: skip
+    """Percentile interval of `statistic(rows)` when whole groups are resampled with replacement
+    (a cluster bootstrap, Davison & Hinkley 1997, §3.8): layers of one calibration epoch share its
+    error, so the layers are not independent draws and a binomial interval is too narrow.
+    `statistic` takes an index array into `groups` and returns a number (NaN draws are dropped)."""
+    groups = np.asarray(groups)
+    keys, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(keys))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        picked = rng.integers(0, len(keys), len(keys))
+        values.append(statistic(np.concatenate([members[k] for k in picked])))
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def empirical_coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     """Share of finite y inside [lower, upper] (NaN when none)."""
     y, lower, upper = (np.asarray(a, dtype=float) for a in (y, lower, upper))

@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from epi_ml.device import select_device
-from epi_ml.models.conformal import FLOOR_PERCENTILE, conformal_quantile, interval_scale, normalized_scores
+from epi_ml.models.conformal import calibrate_normalized, conformal_quantile, interval_scale, mondrian_quantiles
 from epi_ml.models.data import TARGETS, Encoded, InputSpec
 from epi_ml.models.hybrid import HybridResidualNet, HyperParameters, predict_members
 from epi_ml.physics import is_direct_gap, pl_peak_nm
@@ -39,6 +39,16 @@ class Conformal:
     floor: dict[str, dict[str, float]] = field(default_factory=dict)  # mode -> target -> s0
     pl_quantile_nm: float = float("inf")
     score: str = "max"  # how the spread scales the interval (epi_ml.models.conformal.interval_scale)
+    # Mondrian: mode -> target -> group (the material) -> q; a layer of another group takes the
+    # pooled `quantile` (models saved before 2026-12-02: none, every layer pooled)
+    group_quantile: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+
+# Composition intervals per material: an AlGaAs layer's x error is the Al and Ga calibrations',
+# an InGaAs layer's the In and Ga ones (other cells, other scans), so the two differ and a test's
+# mix of them must not move the coverage. Thickness stays pooled (per material or per RHEED reading
+# it covered the held-out epochs no better, leave-one-epoch-out; docs/models.md, Intervals).
+MONDRIAN = {"composition": "material"}
 
 
 class GrowthModel:
@@ -71,14 +81,16 @@ class GrowthModel:
         for mode, data in zip(MODES, (data_in_situ, data_recipe), strict=True):
             mean, spread = self.residuals(data)
             self.conformal.quantile[mode], self.conformal.floor[mode] = {}, {}
+            self.conformal.group_quantile[mode] = {}
             for i, target in enumerate(TARGETS):
-                known = np.isfinite(data.targets[:, i])
-                floor = float(np.percentile(spread[known, i], FLOOR_PERCENTILE)) if known.any() else 1.0
-                floor = floor if floor > 0 else 1.0
-                scale = interval_scale(spread[known, i], floor, self.conformal.score)
-                scores = normalized_scores(data.targets[known, i], mean[known, i], scale)
-                self.conformal.quantile[mode][target] = conformal_quantile(scores, coverage)
-                self.conformal.floor[mode][target] = floor
+                q, floor = calibrate_normalized(data.targets[:, i], mean[:, i], spread[:, i], coverage,
+                                                self.conformal.score)  # fmt: skip
+                self.conformal.quantile[mode][target], self.conformal.floor[mode][target] = q, floor
+                if target in MONDRIAN:
+                    self.conformal.group_quantile[mode][target] = mondrian_quantiles(
+                        data.targets[:, i], mean[:, i], spread[:, i], floor,
+                        examples.get_column(MONDRIAN[target]).to_numpy(), coverage, self.conformal.score,
+                    )  # fmt: skip
         table = self.predict(examples, data_in_situ)
         measured = examples.get_column("pl_peak_nm").to_numpy() if "pl_peak_nm" in examples.columns else None
         if measured is not None:
@@ -94,11 +106,11 @@ class GrowthModel:
         out: dict[str, Any] = {"mode": [mode] * len(data)}
         for i, target in enumerate(TARGETS):
             scale = self.spec.target_scale[target]
-            q = self.conformal.quantile.get(mode, {}).get(target, float("inf"))
+            q = self.layer_quantiles(examples, mode, target, len(data))
             floor = self.conformal.floor.get(mode, {}).get(target, 1.0)
             # too few calibration layers for the coverage asked: no interval rather than a false one
             width = interval_scale(spread[:, i], floor, self.conformal.score)
-            half = q * width if math.isfinite(q) else np.full(len(data), np.nan)
+            half = np.where(np.isfinite(q), q * width, np.nan)
             out[f"r_{target}"] = mean[:, i] * scale
             out[f"r_{target}_lower"] = (mean[:, i] - half) * scale
             out[f"r_{target}_upper"] = (mean[:, i] + half) * scale
@@ -126,6 +138,15 @@ class GrowthModel:
         return frame.with_columns(self._pl_peaks(frame)).drop(
             "pred_thickness_nm", "pred_composition", "growth_s"
         )
+
+    def layer_quantiles(self, examples: pl.DataFrame, mode: str, target: str, n: int) -> np.ndarray:
+        """Each layer's conformal quantile: its group's (Mondrian) where calibrated, else pooled."""
+        pooled = self.conformal.quantile.get(mode, {}).get(target, math.inf)
+        groups = self.conformal.group_quantile.get(mode, {}).get(target, {})
+        if not groups or MONDRIAN.get(target) not in examples.columns:
+            return np.full(n, pooled, dtype=float)
+        keys = examples.get_column(MONDRIAN[target]).cast(pl.String).to_list()
+        return np.array([groups.get(k, pooled) if k is not None else pooled for k in keys], dtype=float)
 
     def _pl_peaks(self, frame: pl.DataFrame) -> list[pl.Series]:
         peaks = []
@@ -160,6 +181,7 @@ class GrowthModel:
                 "floor": self.conformal.floor,
                 "pl_quantile_nm": self.conformal.pl_quantile_nm,
                 "score": self.conformal.score,
+                "group_quantile": self.conformal.group_quantile,
             },
             "metadata": self.metadata,
         }
@@ -188,5 +210,5 @@ class GrowthModel:
         c = config["conformal"]
         # artifacts saved before the score was recorded scaled by spread + floor
         conformal = Conformal(c["coverage"], c["quantile"], c["floor"], float(c["pl_quantile_nm"]),
-                              c.get("score", "sum"))  # fmt: skip
+                              c.get("score", "sum"), c.get("group_quantile", {}))  # fmt: skip
         return cls(spec, hp, members, conformal, config.get("metadata", {}))

@@ -5,8 +5,9 @@ tick appends only the samples stored since (extendData, at most MAX_POINTS per t
 update stays the same size at the end of a 6-hour run as at its start: RHEED every tick, the
 other figures once per 1/SCREEN_HZ. Every figure spans the same trailing HISTORY_S of the run:
 each trace keeps the points of that window at its channel's rate (view.trace_caps), and the
-shutters' timeline follows the window (a clientside relayout, until the user zooms it). The layers chart and the findings are small and are redrawn
-every few ticks. All reading is in epi_ml.views.live.
+shutters' timeline follows the window (a clientside relayout, until the user zooms it). The
+layers chart and the findings are small and are redrawn every few ticks. All reading is in
+epi_ml.views.live.
 """
 
 from __future__ import annotations
@@ -199,7 +200,9 @@ def tick(n: int, tool: str | None, state: dict[str, Any] | None,
         else:
             figures = keep
         if slow_due and samples.newest:
-            caps, caps_checked_ms = _learn_caps(engine, run.run_id, signature, caps, caps_checked_ms, samples.newest)
+            caps, caps_checked_ms = _learn_caps(
+                engine, run.run_id, signature, caps, caps_checked_ms, samples.newest
+            )
         extends = [
             _extend(signature[g.key], samples, _held(g, held), caps) if show and f is no_update else no_update
             for g, f, show in zip(groups, figures, shown, strict=True)

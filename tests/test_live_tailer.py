@@ -512,3 +512,52 @@ def test_a_store_that_keeps_failing_is_logged_once_a_minute_not_on_every_try(tmp
     warnings = [r for r in caplog.records if "runs not written" in r.getMessage()]
     assert len(warnings) == 1 and "1 tries so far" in warnings[0].getMessage()
     assert tool._dirty  # nothing marked done: the next settle tries again
+
+
+def test_one_pass_over_many_channel_logs_reads_each_file_as_if_alone(
+    isolated_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pass parses the channel logs of a tool together (a tool writes one file per channel);
+    each row keeps its own file's channel, a bad line its own file and line, and the hour a
+    fall-back repeats is told apart within each file, as when each file is read alone."""
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "tools.yaml").write_text("MBE9:\n  timezone: Europe/Berlin\n")
+    ctx = open_context()
+    day = ctx.settings.landing_dir / "MBE9" / "2026_10_25"
+    day.mkdir(parents=True)
+    tags = [f"Probe{i}.PV" for i in range(8)]
+    tailer = Tailer(ctx.settings.landing_dir, ctx.engine, ctx.configs)
+    tailer.poll_once()
+    first = datetime(2026, 10, 25, 1, 0, 0)  # CEST: 23:00 UTC the day before
+    for i, tag in enumerate(tags):  # a blank line in one file must not shift the others
+        rows = [_row(first, i), *([""] if i == 3 else []), _row(first.replace(second=1), i + 0.5)]
+        (day / f"{tag}.txt").write_text(_epic_channel(tag, rows), newline="")
+    assert tailer.poll_once() == 16
+    got = read_samples(ctx.engine).sort("channel", "time")
+    start = datetime(2026, 10, 24, 23, 0, 0, tzinfo=UTC)
+    assert got.select("channel", "value", "time").rows() == [
+        (f"raw:{tag}", value, start + timedelta(seconds=s))
+        for i, tag in enumerate(tags)
+        for s, value in ((0, float(i)), (1, i + 0.5))
+    ]
+
+    # 02:30 then 02:10 in every file: the clock went back in between (CEST, then CET)
+    for i, tag in enumerate(tags):
+        with (day / f"{tag}.txt").open("a", newline="") as f:
+            f.write(_row(datetime(2026, 10, 25, 2, 30), 10 + i) + CRLF)
+            f.write(_row(datetime(2026, 10, 25, 2, 10), 20 + i) + CRLF)
+    assert tailer.poll_once() == 16
+    repeated = read_samples(ctx.engine).filter(pl.col("value") >= 10).sort("channel", "value")
+    summer, winter = datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 10, tzinfo=UTC)
+    assert repeated.get_column("time").to_list() == [
+        summer if v < 20 else winter for v in repeated.get_column("value").to_list()
+    ]
+
+    # one bad line: counted and logged with its own file and line; every other row is stored
+    for i, tag in enumerate(tags):
+        with (day / f"{tag}.txt").open("a", newline="") as f:
+            f.write(_row(datetime(2026, 10, 25, 4, 0), "oops" if i == 5 else 30 + i) + CRLF)
+    with caplog.at_level("WARNING", logger="epi_ml.live.tailer"):
+        assert tailer.poll_once() == 7
+    assert tailer.stats.bad_lines == 1
+    assert f"{day / 'Probe5.PV.txt'}:8" in caplog.text

@@ -53,7 +53,7 @@ from epi_ml.readers.lines import PROBLEM_SCHEMA, combine, no_problems
 from epi_ml.readers.naming import RAW_PREFIX
 from epi_ml.readers.source import UTF8_BOM, SourceText
 from epi_ml.readers.tagmaps import epic_shutter_channel
-from epi_ml.readers.timestamps import EPIC_TIME, parse_times
+from epi_ml.readers.timestamps import EPIC_TIME, constant_offset, parse_times
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +180,7 @@ class Tailer:
             return 0
         messages: dict[str, list[pl.DataFrame]] = {}
         samples: list[pl.DataFrame] = []
-        done: list[_Chunk] = []
-        for chunk in chunks:
-            try:
-                frame = self._parse(chunk)
-            except Exception:  # noqa: BLE001 - a bug on one file must not stop the others
-                log.exception("%s: cannot read the new lines; skipped", chunk.file.path)
-                frame = None
-            done.append(chunk)
+        for chunk, frame in self._parse_all(chunks):
             if frame is None or frame.is_empty():
                 continue
             if chunk.file.kind == MESSAGES:
@@ -204,7 +197,7 @@ class Tailer:
                 exc,
             )
             return 0
-        for chunk in done:
+        for chunk in chunks:
             self._commit(chunk)
         return written
 
@@ -375,6 +368,65 @@ class Tailer:
             tailed.replay, tailed.watermark = False, {}
 
     # -- parsing -------------------------------------------------------------------------------
+    def _parse_all(self, chunks: list[_Chunk]) -> list[tuple[_Chunk, pl.DataFrame | None]]:
+        """Each chunk's rows; the channel logs of one tool in one batch where that reads the same.
+        A tool logs one file per channel, so a pass has a chunk of a line or two from each of
+        dozens of files, and a parse costs about the same for one line as for a hundred (64
+        files: ~0.3 s a pass parsed one by one on a 2-core VM, bench_dashboard)."""
+        out: list[tuple[_Chunk, pl.DataFrame | None]] = []
+        batches: dict[str, list[_Chunk]] = {}
+        for chunk in chunks:
+            tailed = chunk.file
+            if tailed.kind == CHANNEL and tailed.separator == "," and not tailed.replay:
+                batches.setdefault(tailed.tool, []).append(chunk)
+            else:
+                out.append((chunk, self._parse_one(chunk)))
+        for tool_id, group in batches.items():
+            frame = self._parse_batch(tool_id, group) if len(group) > 1 else None
+            if frame is not None:
+                out += [(group[0], frame), *((chunk, None) for chunk in group[1:])]
+            else:
+                out += [(chunk, self._parse_one(chunk)) for chunk in group]
+        return out
+
+    def _parse_batch(self, tool_id: str, group: list[_Chunk]) -> pl.DataFrame | None:
+        """The new lines of several channel logs of one tool parsed at once; None (parse them one
+        by one) unless every line reads cleanly at one UTC offset: a bad line's file and line, a
+        file's own time format and the order within a file at a clock change (localize) are
+        per file."""
+        texts, channels = [], []
+        for chunk in group:
+            lines = _decode(chunk.data).split("\n")[:-1]
+            texts += lines
+            channels += list(chunk.file.channels.values()) * len(lines)
+        schema = {"text": pl.String, "channel": pl.String}
+        frame = pl.DataFrame({"text": texts, "channel": channels}, schema=schema)
+        lines = _clean_lines(frame.with_row_index("line", offset=1))
+        tool = self.tools.get(tool_id)
+        try:
+            frame, problems = parse_channel_lines(
+                lines.select("line", "text"), "", tz=tool.tz, file=str(group[0].file.path.parent)
+            )
+        except Exception:  # noqa: BLE001 - the files are parsed one by one, which reports it
+            return None
+        if not problems.is_empty() or frame.height != lines.height:
+            return None
+        local = frame.get_column("time").dt.convert_time_zone(tool.tz).dt.replace_time_zone(None)
+        if tool.tz != "UTC" and constant_offset(local, tool.tz) is None:
+            return None
+        for chunk in group:
+            chunk.past_watermark = True
+        return frame.select(
+            pl.lit(tool_id).alias("tool_id"), lines.get_column("channel"), "time", "value"
+        )
+
+    def _parse_one(self, chunk: _Chunk) -> pl.DataFrame | None:
+        try:
+            return self._parse(chunk)
+        except Exception:  # noqa: BLE001 - a bug on one file must not stop the others
+            log.exception("%s: cannot read the new lines; skipped", chunk.file.path)
+            return None
+
     def _parse(self, chunk: _Chunk) -> pl.DataFrame | None:
         tailed = chunk.file
         lines = _lines(chunk.data, tailed.line)
@@ -595,6 +647,11 @@ def _lines(data: bytes, consumed: int | None) -> pl.DataFrame:
     frame = pl.DataFrame({"text": texts}, schema={"text": pl.String}).with_row_index(
         "line", offset=(consumed or 0) + 1
     )
+    return _clean_lines(frame)
+
+
+def _clean_lines(frame: pl.DataFrame) -> pl.DataFrame:
+    """Line ends stripped, blank lines left out."""
     return frame.with_columns(pl.col("text").str.strip_chars_end("\r\x00")).filter(
         pl.col("text").str.strip_chars().str.len_bytes() > 0
     )

@@ -138,7 +138,7 @@ def localize(naive: pl.Series, tz: str) -> pl.Series:
     of a spring-forward do not exist and become null."""
     if tz == "UTC":
         return naive.dt.replace_time_zone("UTC")
-    offset = _constant_offset(naive, tz)
+    offset = constant_offset(naive, tz)
     if offset is not None:  # the common case: no clock change inside the file
         return (naive - offset).dt.replace_time_zone("UTC")
     seen = pl.col("t").cum_max().shift(1)
@@ -154,7 +154,7 @@ def localize(naive: pl.Series, tz: str) -> pl.Series:
     )
 
 
-def _constant_offset(naive: pl.Series, tz: str) -> timedelta | None:
+def constant_offset(naive: pl.Series, tz: str) -> timedelta | None:
     """The UTC offset of `tz` if it is the same, and unambiguous, at every hour the times span
     (checked on both sides of each hour: a clock change shows as two offsets); else None. Spares
     polars' per-row zone conversion on the files of a normal day."""

@@ -1,10 +1,14 @@
 """Growth-model accuracy: physics baseline vs gradient boosting vs the hybrid PyTorch model, on
 later weeks of the training campaign and on a campaign the models never saw.
 
-- Training campaign: the twin, 300 runs on 2 tools (seed 1, 12 weeks), ingested with every run
+- Training campaign: the twin, 450 runs on 2 tools (seed 1, 17 weeks), ingested with every run
   built, its features and training set. The models fit on the first 8 weeks (their own split by
   calibration epoch inside: fit / early stopping / conformal calibration / gate evaluation);
-  the test is weeks 9-12.
+  the test is weeks 9-17. Nine weeks, not four: layers of one calibration epoch share its error,
+  so a coverage measured on 4 weeks (10 epochs) has a 95 % interval of about ±6 points, wider
+  than the 88-92 % it is held to; the coverage of each 4-week block is printed too.
+- The same weeks as the product serves them: the models refit before every 4-week block on all
+  that was grown before it (rolling origin; the retrain sensor retrains far more often).
 - Unseen campaign: another seed (2) with 3 tools (MBE2 and MBE3 are other tools than the
   training campaign's, drawn from that seed; MBE3 has no namesake there): every measured layer.
 
@@ -19,7 +23,7 @@ end of the training weeks (stale), gradient boosting, the hybrid model from the 
 (sensors read) and from the recipe only. Errors against the XRD results (what a fab sees) and
 against the grown truth (what the twin knows). Coverage of the 90 % intervals against XRD.
 
-    python bench/bench_models.py --out bench-out [--runs 300] [--unseen-runs 300] [--trials 6]
+    python bench/bench_models.py --out bench-out [--runs 450] [--unseen-runs 300] [--trials 6]
         [--cache DIR]   # keep the built campaigns (~20 min to build) for the next run
 """
 
@@ -42,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TRAIN_WEEKS = 8
+BLOCK_WEEKS = 4  # the later weeks' coverage is also printed per block of this many weeks
 TARGET_RATIO_XRD, TARGET_VS_STALE, COVERAGE_BAND = 1.3, 2.0, (0.88, 0.92)
 
 
@@ -216,6 +221,103 @@ def coverage_noise(model: Any, pool: tuple[pl.DataFrame, Any], test: tuple[pl.Da
     return out
 
 
+def coverage_by_block(model: Any, test: pl.DataFrame, in_situ: Any, began: datetime) -> list[str]:
+    """The hybrid's (as grown) coverage per BLOCK_WEEKS weeks of the test: how far a test as short
+    as one block moves its coverage."""
+    from epi_ml.models.metrics import evaluate
+
+    weeks = ((test.get_column("start") - began) / timedelta(weeks=1)).cast(pl.Int64).to_numpy() + 1
+    blocks = (weeks - TRAIN_WEEKS - 1) // BLOCK_WEEKS
+    lines = ["| weeks | layers | epochs | thickness coverage | ternary layers | composition coverage |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for b in np.unique(blocks):
+        rows = np.flatnonzero(blocks == b)
+        part = test[rows]
+        m = evaluate(part, model.predict(part, in_situ.take(rows)))["overall"]
+        first, last = int(weeks[rows].min()), int(weeks[rows].max())
+        lines.append(f"| {first}-{last} | {m['thickness']['n']} | {part['epoch'].n_unique()} | "
+                     f"{m['thickness']['coverage']:.1%} | {m['composition'].get('n', 0)} | "
+                     f"{m['composition'].get('coverage', float('nan')):.1%} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def retrained_section(examples: pl.DataFrame, traces: pl.DataFrame, history: pl.DataFrame, began: datetime,
+                      last_week: int, trials: int, device: str) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
+    """The later weeks as the product serves them: before each BLOCK_WEEKS-week block the models
+    are fit again on every measured layer grown before it (the retrain sensor asks for a new
+    candidate after 50 new measured layers, a few days of runs) and tested on the block: a
+    rolling forecasting origin (Hyndman & Athanasopoulos, "Forecasting: Principles and Practice",
+    3rd ed., 2021, §5.10). Same seeds, search and code as the fixed split above."""
+    from epi_ml.models.baselines import GradientBoosting, PhysicsBaseline
+    from epi_ml.models.conformal import grouped_bootstrap
+    from epi_ml.models.data import split_by_epoch, traces_for
+    from epi_ml.models.metrics import evaluate, predictions_table
+    from epi_ml.models.train import encode_all, fit_growth_model
+
+    parts: dict[str, list[pl.DataFrame]] = {"test": [], "physics": [], "gbm": [], "hybrid": []}
+    lines = ["| test weeks | fit on weeks | fit layers | test layers | test epochs | hybrid MAPE % | "
+             "thickness coverage | composition coverage |", "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for first in range(TRAIN_WEEKS + 1, last_week + 1, BLOCK_WEEKS):
+        origin = began + timedelta(weeks=first - 1)
+        fit = examples.filter(pl.col("start") < origin)
+        block = examples.filter(pl.col("start").is_between(origin, origin + timedelta(weeks=BLOCK_WEEKS), "left"))
+        if block.is_empty():
+            continue
+        result = fit_growth_model(fit, traces, seed=0, device=device, search_trials=trials, search_timeout_s=900)
+        split = split_by_epoch(fit)
+        hybrid = result.model.predict(block, encode_all(result.model.spec, block, traces_for(block, traces))[0])
+        for name, frame in (("test", block), ("hybrid", hybrid), ("physics", PhysicsBaseline.fit(fit, split).predict(block)),
+                            ("gbm", GradientBoosting.fit(fit, split).predict(block))):
+            parts[name].append(frame)
+        m = evaluate(block, hybrid)["overall"]
+        last = min(first + BLOCK_WEEKS - 1, last_week)
+        lines.append(f"| {first}-{last} | 1-{first - 1} | {fit.height} | {block.height} | {block['epoch'].n_unique()} | "
+                     f"{m['thickness']['mape_pct']:.2f} | {m['thickness']['coverage']:.1%} | "
+                     f"{m['composition']['coverage']:.1%} |")  # fmt: skip
+    test = pl.concat(parts["test"])
+    m = {"physics, calibration in force": evaluate(test, pl.concat(parts["physics"])),
+         "physics, calibration frozen at week 2 (stale)": evaluate(
+             test, stale_physics(test, history, began + timedelta(weeks=2), PhysicsBaseline.fit(
+                 examples.filter(pl.col("start") < began + timedelta(weeks=TRAIN_WEEKS)),
+                 split_by_epoch(examples.filter(pl.col("start") < began + timedelta(weeks=TRAIN_WEEKS)))).half_width)),
+         "gradient boosting (scikit-learn), refit per block": evaluate(test, pl.concat(parts["gbm"])),
+         "hybrid PyTorch, as grown, refit per block": evaluate(test, pl.concat(parts["hybrid"], how="diagonal_relaxed"))}  # fmt: skip
+    xrd = xrd_itself(test)
+    table = predictions_table(test, pl.concat(parts["hybrid"], how="diagonal_relaxed"))
+    epochs = table.get_column("epoch").to_numpy()
+    intervals = {}
+    for target, measured in (("thickness", "xrd_thickness_nm"), ("composition", "xrd_composition")):
+        rows = table.select(measured, f"{target}_lower" + ("_nm" if target == "thickness" else ""),
+                            f"{target}_upper" + ("_nm" if target == "thickness" else "")).to_numpy().astype(float)  # fmt: skip
+        known = np.isfinite(rows[:, 0])
+        hit = (rows[:, 0] >= rows[:, 1]) & (rows[:, 0] <= rows[:, 2])
+        idx = np.flatnonzero(known)
+        intervals[target] = grouped_bootstrap(lambda r: hit[idx[r]].mean(), epochs[idx], 1000)  # noqa: B023
+    h = m["hybrid PyTorch, as grown, refit per block"]["overall"]
+    ht = h["thickness_vs_truth"]
+    stale = m["physics, calibration frozen at week 2 (stale)"]["overall"]["thickness"]
+    boost = m["gradient boosting (scikit-learn), refit per block"]["overall"]["thickness"]
+    ratio = ht["mape_pct"] / xrd["mape_pct"]
+    band = f"{COVERAGE_BAND[0]:.0%}-{COVERAGE_BAND[1]:.0%}"
+    checks = [
+        (f"hybrid thickness error vs truth {ht['mape_pct']:.2f} % = {ratio:.2f}x the XRD's own "
+         f"{xrd['mape_pct']:.2f} % (target <= {TARGET_RATIO_XRD}x)", ratio <= TARGET_RATIO_XRD),
+        (f"{stale['mape_pct'] / h['thickness']['mape_pct']:.1f}x better than physics with the calibration frozen at "
+         f"week 2 (target >= {TARGET_VS_STALE}x)", stale["mape_pct"] / h["thickness"]["mape_pct"] >= TARGET_VS_STALE),
+        (f"better than gradient boosting refit the same way: {h['thickness']['mape_pct']:.2f} % vs "
+         f"{boost['mape_pct']:.2f} %", h["thickness"]["mape_pct"] < boost["mape_pct"]),
+        *((f"90 % interval coverage of {target} {h[target]['coverage']:.1%} (target {band}; 95 % epoch-bootstrap "
+           f"interval {intervals[target][0]:.0%}-{intervals[target][1]:.0%}, {len(np.unique(epochs))} epochs)",
+           COVERAGE_BAND[0] <= h[target]["coverage"] <= COVERAGE_BAND[1]) for target in ("thickness", "composition")),
+    ]  # fmt: skip
+    out = [f"### later weeks ({TRAIN_WEEKS + 1}-{last_week}), the models refit before every {BLOCK_WEEKS} weeks (as served)",
+           "", *lines, "", *HEADER,
+           f"| XRD measurement vs truth (its noise) | {xrd['n']} | | | | {xrd['mape_pct']:.2f} | {xrd['x_mae']:.4f} | | | | |",
+           *(row_of(name, metrics) for name, metrics in m.items()), "",
+           *(f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in checks), ""]  # fmt: skip
+    return out, {"overall": {k: v["overall"] for k, v in m.items()}, "checks": [ok for _, ok in checks]}
+
+
 def noise_text(n: dict[str, Any]) -> str:
     a, b = n["test_epochs_95"], n["test_and_calibration_epochs_95"]
     return (f"; its layers from {n['epochs']} calibration epochs: 95 % epoch-bootstrap interval {a[0]:.0%}-{a[1]:.0%}, "
@@ -279,7 +381,7 @@ def stuck_section(label: str, campaign: tuple[dict[str, Any], pl.DataFrame], m: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
-    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=450, help="training campaign (450: 18 weeks)")
     parser.add_argument("--unseen-runs", type=int, default=300)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--device", default="auto")
@@ -302,6 +404,7 @@ def main() -> int:
     all_examples = select_examples(train_c["training_set"])
     fit_examples = all_examples.filter(pl.col("start") < cutoff)
     later = all_examples.filter(pl.col("start") >= cutoff)
+    last_week = TRAIN_WEEKS + int((later["start"].max() - cutoff) / timedelta(weeks=1)) + 1
     unseen = select_examples(unseen_c["training_set"])
     traces = pl.concat([train_c["traces"], unseen_c["traces"], train_c["stuck_traces"], unseen_c["stuck_traces"]])
 
@@ -321,7 +424,7 @@ def main() -> int:
     unseen_start = datetime.fromisoformat(unseen_c["start"]).replace(tzinfo=UTC)
     stuck_train = select_examples(train_c["stuck_set"])
     cases = (
-        ("later weeks (9-12) of the training campaign", later, train_c["history"], start, (2, TRAIN_WEEKS),
+        (f"later weeks ({TRAIN_WEEKS + 1}-{last_week}) of the training campaign", later, train_c["history"], start, (2, TRAIN_WEEKS),
          (train_c, stuck_train.filter(pl.col("start") >= cutoff))),
         ("unseen campaign (seed 2, 3 tools)", unseen, unseen_c["history"], unseen_start, (1,),
          (unseen_c, select_examples(unseen_c["stuck_set"]))),
@@ -377,6 +480,9 @@ def main() -> int:
         ]  # fmt: skip
         lines += ["", *(f"- {'met' if ok else 'NOT met'}: {text}" if not text.startswith("(") else f"- {text}"
                         for text, ok in checks), ""]  # fmt: skip
+        if test is later:
+            lines += [f"Coverage of the hybrid (as grown) per {BLOCK_WEEKS} weeks of this test:", "",
+                      *coverage_by_block(result.model, test, in_situ, began)]  # fmt: skip
         # per tool: where a model gains or loses
         grown = m["hybrid PyTorch, as grown (features + traces)"]["slices"]["tool"]
         lines += ["| tool | layers | physics MAPE % | GBM MAPE % | hybrid MAPE % | hybrid vs truth % | "
@@ -391,6 +497,11 @@ def main() -> int:
         lines += stuck_section(label, campaign, m, result, physics, test, traces, history, began)
         verdicts += [ok for _, ok in checks]
         sections.append("\n".join(lines))
+
+    retrained, results["retrained"] = retrained_section(
+        all_examples, train_c["traces"], train_c["history"], start, last_week, args.trials, args.device
+    )
+    sections.insert(1, "\n".join(retrained))
 
     rep = result.report
     device = result.device
@@ -407,8 +518,9 @@ def main() -> int:
             f"{', '.join(unseen_c['tools'])} (seed 2: other tools), {unseen.height} measured layers, "
             f"{unseen_c['seconds']:.0f} s to build. Errors against XRD unless said 'vs truth'; MAPE of x "
             "in % of x. A stale calibration is the one in force at the end of week N, used for every "
-            "later run (a lab that stopped recalibrating); at week 8 it is 0-4 weeks old for the test "
-            "runs, at week 2 6-10 weeks (the MBE2 refill in week 6 is after it). The twin's "
+            f"later run (a lab that stopped recalibrating); at week {TRAIN_WEEKS} it is 0-{last_week - TRAIN_WEEKS} "
+            f"weeks old for the test runs, at week 2 {TRAIN_WEEKS - 2}-{last_week - 2} weeks (the MBE2 refill "
+            "in week 6 is after it). The twin's "
             "calibration scans are noisy enough that a few weeks of depletion hardly show; months and "
             "a refill do.",
             "",

@@ -63,6 +63,10 @@ def serve(
     # sensors only ingest files once they are complete). It polls every 0.1 s for the dashboard:
     # a sample on screen within a second, p95 (bench_dashboard); a poll is a stat per log file.
     commands.append([sys.executable, "-m", "epi_ml.live", "--poll", str(LIVE_POLL_S)])
+    # `kill`, `systemctl stop` and `docker stop` send SIGTERM, which would end this process
+    # without its `finally`: the children, each in its own session, would outlive it and keep
+    # their ports. Treated as Ctrl-C, it stops them all.
+    signal.signal(signal.SIGTERM, _interrupt)
     processes = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in commands]
     typer.echo(f"Dagster UI  http://{host}:{dagster_port}")
     if _has_dashboard():
@@ -85,6 +89,10 @@ def serve(
                 os.killpg(p.pid, signal.SIGKILL)
     failed = [p.returncode for p in processes if p.returncode not in (0, -signal.SIGINT, 130)]
     raise typer.Exit(1 if failed else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def demo(

@@ -1,0 +1,56 @@
+"""`epi-ml serve` runs the Dagster UI, the dashboard and the live tailer as child processes, each in
+its own session; stopping it must stop them all, however it is stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sigterm_stops_every_process_serve_started(isolated_home: Path) -> None:
+    """`kill`, `systemctl stop` and `docker stop` send SIGTERM, not Ctrl-C."""
+    dashboard = _free_port()
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).with_name("epi-ml")), "serve", "--dagster-port", str(_free_port()),
+         "--dashboard-port", str(dashboard)],
+        env=os.environ | {"EPI_ML_HOME": str(isolated_home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the dashboard answering: every child has been started
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{dashboard}/", timeout=2).read()
+                break
+            except OSError:
+                assert serve.poll() is None, f"epi-ml serve exited early with {serve.returncode}"
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.5)
+        children = psutil.Process(serve.pid).children(recursive=True)
+        assert len(children) >= 3  # dagster dev (and its own), the dashboard, the tailer
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert [p.pid for p in alive] == []
+    finally:  # nothing left behind, whatever failed
+        for process in [psutil.Process(serve.pid), *children] if serve.poll() is None else children:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass

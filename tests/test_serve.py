@@ -24,13 +24,13 @@ def _free_port() -> int:
 def test_sigterm_stops_every_process_serve_started(isolated_home: Path) -> None:
     """`kill`, `systemctl stop` and `docker stop` send SIGTERM, not Ctrl-C."""
     dashboard = _free_port()
+    epi_ml = str(Path(sys.executable).with_name("epi-ml"))
     serve = subprocess.Popen(
-        [str(Path(sys.executable).with_name("epi-ml")), "serve", "--dagster-port", str(_free_port()),
-         "--dashboard-port", str(dashboard)],
+        [epi_ml, "serve", "--dagster-port", str(_free_port()), "--dashboard-port", str(dashboard)],
         env=os.environ | {"EPI_ML_HOME": str(isolated_home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120

@@ -411,11 +411,10 @@ class Tailer:
             return None
         if not problems.is_empty() or frame.height != lines.height:
             return None
-        local = frame.get_column("time").dt.convert_time_zone(tool.tz).dt.replace_time_zone(None)
-        if tool.tz != "UTC" and constant_offset(local, tool.tz) is None:
-            return None
-        for chunk in group:
-            chunk.past_watermark = True
+        if tool.tz != "UTC":
+            local = frame.get_column("time").dt.convert_time_zone(tool.tz).dt.replace_time_zone(None)
+            if constant_offset(local, tool.tz) is None:
+                return None
         return frame.select(
             pl.lit(tool_id).alias("tool_id"), lines.get_column("channel"), "time", "value"
         )

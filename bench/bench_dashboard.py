@@ -12,7 +12,9 @@ the newest points of a trace after every frame: latency = the frame's time - the
 stamp, for every sample drawn (same clock, same machine).
 - Latency p50/p95 at 64 channels x 1 Hz and x 10 Hz (one session). Target (issue): p95 <= 1 s.
   Baseline in the same run: the store latency alone (a sample in the buffer, polled every 5 ms),
-  the floor the file path costs before the dashboard.
+  the floor the file path costs before the dashboard. Where the time goes: for the newest RHEED
+  sample of each update, time stamp -> request (store + tick wait), request -> response (server),
+  response -> drawn (browser).
 - Bytes per update (the JSON of each live-page callback response) at the start of a run and at
   the end of a 6-hour run (the buffer pre-filled with 6 h x 64 channels at 1 Hz): must not grow.
 - Server CPU per update: the dashboard process's CPU seconds / updates served.
@@ -70,13 +72,16 @@ SLOW_PROBE_GRAPH = "live-cells"  # its first trace: a cell temperature, drawn at
 PROBE_JS = """
 (graphId) => {
   window.__lat = window.__lat || {}; window.__lat[graphId] = []; let last = 0;
+  window.__drawnAt = window.__drawnAt || {}; window.__drawnAt[graphId] = {};
   const g0 = document.querySelector('#' + graphId + ' .js-plotly-plot');
   if (g0 && g0.data && g0.data.length) { const x0 = g0.data[0].x || []; if (x0.length) last = +x0[x0.length - 1]; }
   const step = () => {
     const g = document.querySelector('#' + graphId + ' .js-plotly-plot');
     if (g && g.data && g.data.length) {
       const x = g.data[0].x || []; const now = Date.now();
-      for (let i = x.length - 1; i >= 0 && +x[i] > last; i--) window.__lat[graphId].push(now - x[i]);
+      for (let i = x.length - 1; i >= 0 && +x[i] > last; i--) {
+        window.__lat[graphId].push(now - x[i]); window.__drawnAt[graphId][+x[i]] = now;
+      }
       if (x.length) last = Math.max(last, +x[x.length - 1]);
     }
     requestAnimationFrame(step);
@@ -218,18 +223,30 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-# Before the page's scripts: the size of every live-page update as the browser receives it.
+# Before the page's scripts: the size of every live-page update as the browser receives it, and
+# when it was asked for and answered, with the newest RHEED point it carries (where the time goes).
 SIZES_JS = """
-window.__sizes = [];
+window.__sizes = []; window.__updates = [];
 const fetch0 = window.fetch;
 window.fetch = async (...args) => {
+  const sent = Date.now();
   const response = await fetch0(...args);
+  const answered = Date.now();
   if (String(args[0]).includes('_dash-update-component')) {
-    response.clone().text().then(t => { if (t.includes('live-state')) window.__sizes.push(t.length); });
+    response.clone().text().then(t => {
+      if (!t.includes('live-state')) return;
+      window.__sizes.push(t.length);
+      let newest = null;
+      try {
+        const e = (JSON.parse(t).response['%(graph)s'] || {}).extendData;
+        if (e) { const x = e[0].x[0]; newest = x[x.length - 1]; }
+      } catch (err) {}
+      window.__updates.push([sent, answered, newest]);
+    });
   }
   return response;
 };
-"""
+""" % {"graph": PROBE_GRAPH}
 
 
 def measure_page(browser, url: str, tool: str, seconds: float, server, stack: Stack,
@@ -258,10 +275,27 @@ def measure_page(browser, url: str, tool: str, seconds: float, server, stack: St
     latencies = [v / 1000 for v in drawn[PROBE_GRAPH]]
     slow_latencies = [v / 1000 for v in drawn.get(SLOW_PROBE_GRAPH, [])]
     sizes = page.evaluate("() => window.__sizes")[first:]
+    parts = time_parts(page.evaluate("() => window.__updates")[first:],
+                       page.evaluate(f"() => window.__drawnAt['{PROBE_GRAPH}']"))  # fmt: skip
     context.close()
     cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     return {"latencies": latencies, "slow_latencies": slow_latencies, "sizes": sizes, "errors": errors,
-            "cpu_ms_per_update": 1000 * cpu_s / max(1, served1 - served0)}  # fmt: skip
+            "cpu_ms_per_update": 1000 * cpu_s / max(1, served1 - served0), "parts": parts}  # fmt: skip
+
+
+def time_parts(updates: list[list[float | None]], drawn_at: dict[str, float]) -> dict[str, list[float]]:
+    """Where the newest RHEED sample of each update spent its time (s): from its time stamp to the
+    request that fetched it (the store's part and the wait for the next tick), the request to the
+    response (the server), the response to the frame that has it drawn (the browser)."""
+    drawn = {float(x): t for x, t in drawn_at.items()}
+    parts: dict[str, list[float]] = {"to request": [], "server": [], "browser": []}
+    for sent, answered, newest in updates:
+        if newest is None or float(newest) not in drawn:
+            continue
+        parts["to request"].append((sent - newest) / 1000)  # type: ignore[operator]
+        parts["server"].append((answered - sent) / 1000)  # type: ignore[operator]
+        parts["browser"].append((drawn[float(newest)] - answered) / 1000)  # type: ignore[operator]
+    return parts
 
 
 def prefill(engine, tool: str, run_id: str, hours: float, start: datetime) -> int:  # type: ignore[no-untyped-def]
@@ -406,6 +440,21 @@ def report(results: dict[str, dict[str, object]], soak: dict[str, object], args:
             f"{statistics.median(sizes) if sizes else 0:,.0f} ({max(sizes) if sizes else 0:,}) | "  # type: ignore[arg-type]
             f"{r['cpu_ms_per_update']:.1f} ms | {len(r['errors'])} |"  # type: ignore[arg-type]
         )
+    lines += [
+        "",
+        "Where the time goes: the newest RHEED sample of each update, from its time stamp to the "
+        "request that fetched it (the store's part, then the wait for the next tick), the request to "
+        "the response (the server), the response to the frame that has it drawn (the browser: Dash "
+        "and Plotly redrawing every figure the update extends).",
+        "",
+        "| run | updates | to request p50 / p95 | server p50 / p95 | browser p50 / p95 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, r in results.items():
+        parts = r["parts"]  # type: ignore[assignment]
+        cells = " | ".join(f"{pct(parts[k], 50):.2f} / {pct(parts[k], 95):.2f} s"  # type: ignore[index]
+                           for k in ("to request", "server", "browser"))  # fmt: skip
+        lines.append(f"| {label} | {len(parts['server'])} | {cells} |")  # type: ignore[index]
     new, old = results.get("1 Hz, new run"), results.get("1 Hz, after 6 h")
     if new and old and new["sizes"] and old["sizes"]:
         ratio = statistics.median(old["sizes"]) / statistics.median(new["sizes"])  # type: ignore[arg-type]

@@ -106,17 +106,88 @@ def test_layer_progress_grows_with_the_predicted_rate(store_url: str) -> None:
     assert (growing.predicted_nm, growing.lower_nm, growing.upper_nm) == (52.0, 50.0, 54.0)
 
 
-def test_live_findings_flag_a_gauge_over_range_once_and_keep_it(store_url: str) -> None:
-    engine = _store(store_url)
+@pytest.fixture
+def no_checks_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live checks' cache is per process, keyed by run id: start each test without it."""
+    monkeypatch.setattr(view, "_checked", {})
+    monkeypatch.setattr(view, "_refreshing", set())
+
+
+def _over_range(engine, seconds: range) -> None:  # type: ignore[no-untyped-def]
     rows = [{"tool_id": "MBE7", "run_id": RUN, "channel": "P.chamber", "time": T0 + timedelta(seconds=t),
-             "value": 1000.0 if 100 <= t < 130 else 2e-8} for t in range(0, 300)]  # fmt: skip
+             "value": 1000.0 if 100 <= t < 130 else 2e-8} for t in seconds]  # fmt: skip
     append_samples(engine, rows)
-    findings = view.live_findings(engine, RUN, ttl_s=0)
-    codes = [(f.code, f.channel) for f in findings]
+
+
+def _codes(findings) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    return [(f.code, f.channel) for f in findings]
+
+
+def test_live_findings_flag_a_gauge_over_range_once_and_keep_it(store_url: str, no_checks_yet: None) -> None:
+    engine = _store(store_url)
+    _over_range(engine, range(0, 300))
+    codes = _codes(view.live_findings(engine, RUN, ttl_s=0))
     assert ("gauge_over_range", "P.chamber") in codes
     assert len(codes) == len(set(codes))
     _samples(engine, range(300, 1200), channels=("Ga.T",))  # the excursion leaves the window
-    assert ("gauge_over_range", "P.chamber") in [(f.code, f.channel) for f in view.live_findings(engine, RUN, ttl_s=0)]
+    later = view.live_findings(engine, RUN, ttl_s=0, background=False)
+    assert ("gauge_over_range", "P.chamber") in _codes(later)
+    assert view._checked[RUN].window.get_column("time").min() >= T0 + timedelta(seconds=1199 - 600)
+
+
+def _wait_until(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with view._checked_lock:
+            if condition():
+                return
+        time.sleep(0.02)
+    raise TimeoutError("the background check did not finish")
+
+
+def _checked_again(engine, before: float) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the background check started by the last call to finish."""
+    _wait_until(lambda: RUN not in view._refreshing and view._checked[RUN].at > before)
+
+
+def test_live_findings_are_checked_again_in_the_background_never_in_the_callers_time(
+    store_url: str, no_checks_yet: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = _store(store_url)
+    _over_range(engine, range(0, 100))  # (2e-8 Torr: nothing to find yet)
+    first = view.live_findings(engine, RUN, ttl_s=0)  # a run's first check: the caller waits for it
+    assert ("gauge_over_range", "P.chamber") not in _codes(first)
+    _over_range(engine, range(100, 300))  # 1000 Torr for 30 s
+
+    # a stale check: the caller gets the findings of the last one at once, a new one starts
+    before, cursor = view._checked[RUN].at, view._checked[RUN].cursor
+    assert view.live_findings(engine, RUN, ttl_s=0) is first
+    _checked_again(engine, before)
+    assert view._checked[RUN].cursor > cursor  # it read what came since
+    assert ("gauge_over_range", "P.chamber") in _codes(view._checked[RUN].findings)
+    assert view.live_findings(engine, RUN, ttl_s=60) is view._checked[RUN].findings  # fresh: as is
+
+    # a failing check keeps the findings shown, says why in the log, and is tried again
+    import epi_ml.validation
+
+    def broken(frame):  # type: ignore[no-untyped-def]
+        raise RuntimeError("validation broke")
+
+    kept, before = view._checked[RUN].findings, view._checked[RUN].at
+    _samples(engine, range(300, 310), channels=("As.valve",))
+    with monkeypatch.context() as patched, caplog.at_level("ERROR", logger="epi_ml.views.live"):
+        patched.setattr(epi_ml.validation, "validate_run", broken)
+        assert view.live_findings(engine, RUN, ttl_s=0) is kept
+        _wait_until(lambda: RUN not in view._refreshing)
+    assert view._checked[RUN].findings is kept and view._checked[RUN].at == before
+    assert f"live checks of {RUN} failed" in caplog.text and "validation broke" in caplog.text
+    view.live_findings(engine, RUN, ttl_s=0)
+    _checked_again(engine, before)
+    # the samples read by the failed check were kept: checked now, with what was found before
+    assert set(_codes(kept)) < set(_codes(view._checked[RUN].findings))
+    assert ("impossible_value", "As.valve") in _codes(view._checked[RUN].findings)
 
 
 def test_the_live_page_draws_once_then_sends_only_extend_data(isolated_home) -> None:  # type: ignore[no-untyped-def]

@@ -67,6 +67,9 @@ def serve(
     # without its `finally`: the children, each in its own session, would outlive it and keep
     # their ports. Treated as Ctrl-C, it stops them all.
     signal.signal(signal.SIGTERM, _interrupt)
+    # A shell script's `epi-ml serve &` starts it with SIGINT ignored, and the children would
+    # inherit that and ignore the SIGINT that stops them; a handled signal is reset on exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     processes = [subprocess.Popen(cmd, env=env, start_new_session=True) for cmd in commands]
     typer.echo(f"Dagster UI  http://{host}:{dagster_port}")
     if _has_dashboard():

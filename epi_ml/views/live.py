@@ -636,8 +636,9 @@ def _check_in_background(engine: Engine, run_id: str) -> None:
 
 
 def _check(engine: Engine, run_id: str, state: _Checked | None) -> list[Finding]:
-    """Read what is new since the last check, validate the window, keep the new findings. One
-    check of a run at a time (`_refreshing`), so `state` is not shared while it runs."""
+    """Read what is new since the last check, validate the window, keep the new findings. A
+    check of a checked run starts only when none is running (`_refreshing`), so nothing else
+    changes `state` meanwhile; first checks that meet each build a state of their own."""
     from epi_ml.validation import validate_run
 
     if state is None:

@@ -147,7 +147,7 @@ def _wait_until(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-
     raise TimeoutError("the background check did not finish")
 
 
-def _checked_again(engine, before: float) -> None:  # type: ignore[no-untyped-def]
+def _checked_again(before: float) -> None:
     """Wait for the background check started by the last call to finish."""
     _wait_until(lambda: RUN not in view._refreshing and view._checked[RUN].at > before)
 
@@ -164,7 +164,7 @@ def test_live_findings_are_checked_again_in_the_background_never_in_the_callers_
     # a stale check: the caller gets the findings of the last one at once, a new one starts
     before, cursor = view._checked[RUN].at, view._checked[RUN].cursor
     assert view.live_findings(engine, RUN, ttl_s=0) is first
-    _checked_again(engine, before)
+    _checked_again(before)
     assert view._checked[RUN].cursor > cursor  # it read what came since
     assert ("gauge_over_range", "P.chamber") in _codes(view._checked[RUN].findings)
     assert view.live_findings(engine, RUN, ttl_s=60) is view._checked[RUN].findings  # fresh: as is
@@ -184,7 +184,7 @@ def test_live_findings_are_checked_again_in_the_background_never_in_the_callers_
     assert view._checked[RUN].findings is kept and view._checked[RUN].at == before
     assert f"live checks of {RUN} failed" in caplog.text and "validation broke" in caplog.text
     view.live_findings(engine, RUN, ttl_s=0)
-    _checked_again(engine, before)
+    _checked_again(before)
     # the samples read by the failed check were kept: checked now, with what was found before
     assert set(_codes(kept)) < set(_codes(view._checked[RUN].findings))
     assert ("impossible_value", "As.valve") in _codes(view._checked[RUN].findings)

@@ -612,7 +612,7 @@ def live_findings(engine: Engine, run_id: str, *, ttl_s: float = FINDINGS_TTL_S,
             return state.findings
         if state is not None and background:
             _refreshing.add(run_id)
-            threading.Thread(target=_check_in_background, args=(engine, run_id),
+            threading.Thread(target=_check_in_background, args=(engine, run_id, state),
                              name=f"live-checks-{run_id}", daemon=True).start()  # fmt: skip
             return state.findings
         _refreshing.add(run_id)  # (the first check of a run: the caller waits for it)
@@ -623,10 +623,8 @@ def live_findings(engine: Engine, run_id: str, *, ttl_s: float = FINDINGS_TTL_S,
             _refreshing.discard(run_id)
 
 
-def _check_in_background(engine: Engine, run_id: str) -> None:
+def _check_in_background(engine: Engine, run_id: str, state: _Checked) -> None:
     try:
-        with _checked_lock:
-            state = _checked.get(run_id)
         _check(engine, run_id, state)
     except Exception:  # noqa: BLE001 - the last findings stay; the next call tries again
         log.exception("live checks of %s failed; the findings shown are from the check before", run_id)
